@@ -333,7 +333,7 @@ type RevokeChecksumResponse struct {
 	// The revocation as recorded.
 	Revocation *Revocation `protobuf:"bytes,1,opt,name=revocation,proto3" json:"revocation,omitempty"`
 	// Ledger entries that attested a package with this checksum, newest first
-	// (ids and subjects; at most 1000, see truncated).
+	// (at most 1000, see truncated).
 	Affected []*LedgerEntry `protobuf:"bytes,2,rep,name=affected,proto3" json:"affected,omitempty"`
 	// True when more than the listed entries are affected.
 	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`

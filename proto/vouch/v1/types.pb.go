@@ -607,7 +607,7 @@ type PackageResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position of the claim in VerifyPackagesRequest.packages.
 	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// The claim's name, version, arch and checksum, echoed.
+	// The claim's name.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The claim's version.
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
