@@ -1,0 +1,192 @@
+package apk
+
+import (
+	"encoding/hex"
+	"errors"
+	"path"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadIndexRealFixtures(t *testing.T) {
+	m := loadManifest(t)
+	keys := fixtureKeys(t)
+	n := 0
+	for name, f := range m.Files {
+		if path.Base(name) != "APKINDEX.tar.gz" && !strings.HasSuffix(name, ".APKINDEX.tar.gz") {
+			continue
+		}
+		n++
+		t.Run(name, func(t *testing.T) {
+			data := readFixture(t, name)
+			x, err := LoadIndex(data, keys, IndexOptions{})
+			if err != nil {
+				t.Fatalf("LoadIndex: %v", err)
+			}
+			v := f.Verified
+			if got := hex.EncodeToString(x.SHA256[:]); got != f.SHA256 {
+				t.Errorf("SHA256 = %s, want %s", got, f.SHA256)
+			}
+			if x.Len() != v.PackageCount {
+				t.Errorf("Len() = %d, want %d", x.Len(), v.PackageCount)
+			}
+			if len(x.Invalid) != 0 {
+				t.Errorf("Invalid = %v, want none", x.Invalid)
+			}
+			if v.APKINDEXBytes != 0 && x.TextSize != v.APKINDEXBytes {
+				t.Errorf("TextSize = %d, want %d", x.TextSize, v.APKINDEXBytes)
+			}
+			wantDesc := ""
+			if v.Description != nil {
+				wantDesc = *v.Description
+			}
+			if x.Description != wantDesc {
+				t.Errorf("Description = %q, want %q", x.Description, wantDesc)
+			}
+			var want, got []IndexSignature
+			for _, s := range v.Signatures {
+				alg, _, err := ParseSignatureName(".SIGN." + s.Alg + "." + s.KeyName)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, IndexSignature{Algorithm: alg, KeyName: s.KeyName, Trusted: true, Verified: s.Result == "VERIFIED"})
+			}
+			for _, s := range x.Signatures {
+				s.Size = 0
+				got = append(got, s)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Signatures (-want +got):\n%s", diff)
+			}
+			// Every entry is reachable by both lookups.
+			for e := range x.All() {
+				if e.Checksum.Alg != ChecksumSHA1 {
+					t.Fatalf("%s: checksum %v", e.Name, e.Checksum)
+				}
+				byNVA, ok := x.Lookup(e.Name, e.Version, e.Arch)
+				if !ok || !byNVA.Checksum.Equal(e.Checksum) {
+					t.Fatalf("Lookup(%s, %s, %s) = %v, %v", e.Name, e.Version, e.Arch, byNVA.Checksum, ok)
+				}
+				bySum, ok := x.LookupChecksum(e.Checksum)
+				if !ok || bySum.Name != e.Name {
+					t.Fatalf("LookupChecksum(%s) = %v, %v", e.Checksum, bySum.Name, ok)
+				}
+			}
+		})
+	}
+	if n != 9 {
+		t.Errorf("found %d index fixtures, want 9", n)
+	}
+}
+
+func TestLoadIndexAlpineDetails(t *testing.T) {
+	data := readFixture(t, "alpine/v3.16-main-x86_64.APKINDEX.tar.gz")
+	x, err := LoadIndex(data, fixtureKeys(t, "alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"), IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"}, x.VerifiedKeys()); diff != "" {
+		t.Errorf("VerifiedKeys (-want +got):\n%s", diff)
+	}
+	if x.Algorithm() != SigRSA {
+		t.Errorf("Algorithm = %v", x.Algorithm())
+	}
+	// MANIFEST field_counts for this index.
+	counts := map[string]int{}
+	for e := range x.All() {
+		for k, v := range map[string]string{"m": e.Maintainer, "D": e.Depends, "i": e.InstallIf, "p": e.Provides} {
+			if v != "" {
+				counts[k]++
+			}
+		}
+		if e.ProviderPriority != 0 {
+			counts["k"]++
+		}
+	}
+	if diff := cmp.Diff(map[string]int{"m": 4789, "D": 3253, "i": 1538, "p": 2024, "k": 72}, counts); diff != "" {
+		t.Errorf("field counts (-want +got):\n%s", diff)
+	}
+	if vs := x.Versions("musl"); len(vs) != 1 {
+		t.Errorf("Versions(musl) = %d entries", len(vs))
+	}
+}
+
+func TestLoadIndexWolfiVersionsAndNoarch(t *testing.T) {
+	x, err := LoadIndex(readFixture(t, "wolfi/wolfi-2022-subset.x86_64.APKINDEX.tar.gz"), fixtureKeys(t, "wolfi-signing.rsa.pub"), IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs := x.Versions("openssl"); len(vs) != 2 || vs[0].Version == vs[1].Version {
+		t.Errorf("Versions(openssl) = %+v, want 2 distinct versions", vs)
+	}
+	// pmOS: a noarch package is listed in both arch indexes with the same C:.
+	keys := fixtureKeys(t, "pmos-59ff5cfb.rsa.pub")
+	c, err := ParseChecksum("Q1cT3MEEqHawVavj61ER4TEpwAJ4M=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"x86_64", "aarch64"} {
+		x, err := LoadIndex(readFixture(t, "pmos/"+arch+"/APKINDEX.tar.gz"), keys, IndexOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := x.LookupChecksum(c)
+		if !ok || e.Name != "mkbootimg" || e.Arch != arch {
+			t.Errorf("%s: LookupChecksum = %+v, %v", arch, e, ok)
+		}
+	}
+}
+
+func TestLoadIndexRefusals(t *testing.T) {
+	alpine := readFixture(t, "alpine/v3.16-main-x86_64.APKINDEX.tar.gz")
+	tests := []struct {
+		name    string
+		data    []byte
+		keys    *Keyring
+		opts    IndexOptions
+		wantErr error
+	}{
+		{name: "wrong key (real old Alpine key)", data: alpine, keys: fixtureKeys(t, "alpine-devel@lists.alpinelinux.org-4a6a0840.rsa.pub"), wantErr: ErrUntrustedKey},
+		{name: "empty keyring", data: alpine, keys: NewKeyring(), wantErr: ErrUntrustedKey},
+		{name: "nil keyring", data: alpine, keys: nil, wantErr: ErrUntrustedKey},
+		{name: "bit flip after member 1", data: flip(alpine, 10000), keys: fixtureKeys(t), wantErr: ErrBadSignature},
+		{name: "truncated", data: alpine[:len(alpine)-100], keys: fixtureKeys(t), wantErr: ErrBadSignature},
+		{name: "index part only (unsigned)", data: alpine[667:], keys: fixtureKeys(t), wantErr: ErrNoSignature},
+		{name: "signature only", data: alpine[:667], keys: fixtureKeys(t), wantErr: ErrIndexFormat},
+		{name: "not gzip", data: []byte("hello"), keys: fixtureKeys(t), wantErr: ErrIndexFormat},
+		{name: "empty", data: nil, keys: fixtureKeys(t), wantErr: ErrIndexFormat},
+		{name: "too large", data: alpine, keys: fixtureKeys(t), opts: IndexOptions{MaxIndexSize: 1000}, wantErr: ErrIndexTooLarge},
+		{name: "decompressed too large", data: alpine, keys: fixtureKeys(t), opts: IndexOptions{MaxDecompressedSize: 1 << 20}, wantErr: ErrIndexTooLarge},
+		{name: "line too long", data: alpine, keys: fixtureKeys(t), opts: IndexOptions{MaxLineLength: 100}, wantErr: ErrLineTooLong},
+		{name: "bad options", data: alpine, keys: fixtureKeys(t), opts: IndexOptions{MaxLineLength: -1}, wantErr: ErrInvalidOptions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadIndex(tt.data, tt.keys, tt.opts)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("LoadIndex error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 1
+	return c
+}
+
+func TestParseIndexUnverifiedUnsafe(t *testing.T) {
+	alpine := readFixture(t, "alpine/v3.16-main-x86_64.APKINDEX.tar.gz")
+	for _, data := range [][]byte{alpine, alpine[667:]} {
+		x, err := ParseIndexUnverifiedUnsafe(data, IndexOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Verified || x.Len() != 4929 || len(x.VerifiedKeys()) != 0 {
+			t.Errorf("Verified=%v Len=%d keys=%v", x.Verified, x.Len(), x.VerifiedKeys())
+		}
+	}
+}
