@@ -363,6 +363,17 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// Revalidate checks a Config again after a caller changed fields (for
+// example a command-line override). It returns c for chaining.
+func Revalidate(c *Config) (*Config, error) {
+	v := validator{file: c.File}
+	c.validate(&v)
+	if len(v.errs) > 0 {
+		return nil, v.errs
+	}
+	return c, nil
+}
+
 // validator collects errors with the line of the offending YAML node.
 type validator struct {
 	file string

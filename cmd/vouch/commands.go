@@ -1,0 +1,8 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// subcommands lists vouch's subcommands; add a new command's constructor here.
+func subcommands() []*cobra.Command {
+	return []*cobra.Command{}
+}
