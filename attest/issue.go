@@ -1,0 +1,197 @@
+package attest
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// ErrSigning reports that the Signer failed; nothing was issued.
+var ErrSigning = errors.New("signing attestation")
+
+// BundleMediaType is the Sigstore bundle media type vouch emits.
+const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// Attestation is one signed predicate about one subject, in every form
+// vouch publishes.
+type Attestation struct {
+	// PredicateType is PredicateTypeSPDX or PredicateTypeVSA.
+	PredicateType string
+	// Statement is the in-toto Statement v1 JSON that was signed (the DSSE
+	// payload).
+	Statement []byte
+	// Bundle is the Sigstore bundle v0.3 JSON (protojson) holding the DSSE
+	// envelope; its verification material is the public key hint.
+	Bundle []byte
+	// Envelope is the plain DSSE envelope JSON with the same signature,
+	// for the legacy "sha256-<hex>.att" image layout.
+	Envelope []byte
+}
+
+// Issue builds, for in's subject, the SPDX 2.3 and SLSA VSA v1 statements and
+// signs each with s. It returns them in that order. The only input that
+// varies the statements is in.Time (zero: Now()); ECDSA signatures are
+// randomised, Ed25519 ones are not. Issue validates in (ErrInvalidInput) and
+// is safe for concurrent use when s is.
+func Issue(ctx context.Context, s Signer, in Input) ([]Attestation, error) {
+	t := in.Time
+	if t.IsZero() {
+		var err error
+		if t, err = Now(); err != nil {
+			return nil, err
+		}
+	}
+	pkgs, err := sortedPackages(&in)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := buildSPDX(&in, pkgs, t)
+	if err != nil {
+		return nil, err
+	}
+	spdxBytes, err := marshalSPDX(doc)
+	if err != nil {
+		return nil, err
+	}
+	vsaBytes, err := marshalVSA(buildVSA(&in, pkgs, t))
+	if err != nil {
+		return nil, err
+	}
+	kp, err := newKeypair(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Attestation, 0, 2)
+	for _, pr := range []struct {
+		typ  string
+		body []byte
+	}{{PredicateTypeSPDX, spdxBytes}, {PredicateTypeVSA, vsaBytes}} {
+		stmt, err := marshalStatement(in.Subject, pr.typ, pr.body)
+		if err != nil {
+			return nil, err
+		}
+		a, err := signStatement(ctx, kp, stmt)
+		if err != nil {
+			return nil, err
+		}
+		a.PredicateType = pr.typ
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// SignStatement signs an already built in-toto Statement (the DSSE payload,
+// payloadType PayloadType) with s and returns the bundle and envelope forms.
+// PredicateType is left empty. It does not inspect stmt.
+func SignStatement(ctx context.Context, s Signer, stmt []byte) (Attestation, error) {
+	kp, err := newKeypair(s)
+	if err != nil {
+		return Attestation{}, err
+	}
+	return signStatement(ctx, kp, stmt)
+}
+
+func signStatement(ctx context.Context, kp *keypair, stmt []byte) (Attestation, error) {
+	// sigstore-go signs DSSE PAE(payloadType, payload) and builds a v0.3
+	// bundle whose verification material is the public key hint.
+	b, err := sign.Bundle(&sign.DSSEData{Data: stmt, PayloadType: PayloadType}, kp, sign.BundleOptions{Context: ctx})
+	if err != nil {
+		return Attestation{}, fmt.Errorf("%w: %w", ErrSigning, err)
+	}
+	env := b.GetDsseEnvelope()
+	if env == nil || len(env.GetSignatures()) != 1 {
+		return Attestation{}, fmt.Errorf("%w: bundle has no single DSSE signature", ErrSigning)
+	}
+	bundleJSON, err := protojson.Marshal(b)
+	if err != nil {
+		return Attestation{}, fmt.Errorf("%w: encoding bundle: %w", ErrSigning, err)
+	}
+	envJSON, err := marshalEnvelope(&envelope{
+		PayloadType: PayloadType,
+		Payload:     stmt,
+		Signatures:  []envelopeSignature{{KeyID: kp.s.KeyID(), Sig: env.GetSignatures()[0].GetSig()}},
+	})
+	if err != nil {
+		return Attestation{}, fmt.Errorf("%w: encoding envelope: %w", ErrSigning, err)
+	}
+	return Attestation{Statement: stmt, Bundle: bundleJSON, Envelope: envJSON}, nil
+}
+
+// keypair adapts a Signer to sigstore-go's sign.Keypair, which ships only an
+// ephemeral implementation.
+type keypair struct {
+	s       Signer
+	ed      bool
+	pubPEM  string
+	keyHint []byte
+}
+
+var _ sign.Keypair = (*keypair)(nil)
+
+func newKeypair(s Signer) (*keypair, error) {
+	pub := s.Public()
+	if err := checkPublicKey(pub); err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+	}
+	_, ed := pub.(ed25519.PublicKey)
+	return &keypair{
+		s:       s,
+		ed:      ed,
+		pubPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		keyHint: []byte(s.KeyID()),
+	}, nil
+}
+
+func (k *keypair) GetHashAlgorithm() protocommon.HashAlgorithm {
+	if k.ed {
+		return protocommon.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED
+	}
+	return protocommon.HashAlgorithm_SHA2_256
+}
+
+func (k *keypair) GetSigningAlgorithm() protocommon.PublicKeyDetails {
+	if k.ed {
+		return protocommon.PublicKeyDetails_PKIX_ED25519
+	}
+	return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
+}
+
+func (k *keypair) GetHint() []byte { return k.keyHint }
+
+func (k *keypair) GetKeyAlgorithm() string {
+	if k.ed {
+		return "ED25519"
+	}
+	return "ECDSA"
+}
+
+func (k *keypair) GetPublicKey() crypto.PublicKey { return k.s.Public() }
+
+func (k *keypair) GetPublicKeyPem() (string, error) { return k.pubPEM, nil }
+
+// SignData signs data and returns the signature and what was signed: the
+// SHA-256 digest for ECDSA, data itself for pure Ed25519.
+func (k *keypair) SignData(ctx context.Context, data []byte) ([]byte, []byte, error) {
+	sig, err := k.s.Sign(ctx, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if k.ed {
+		return sig, data, nil
+	}
+	d := sha256.Sum256(data)
+	return sig, d[:], nil
+}

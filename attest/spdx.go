@@ -1,0 +1,318 @@
+package attest
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx"
+	"github.com/spdx/tools-golang/spdx/v2/common"
+	"github.com/spdx/tools-golang/spdxlib"
+
+	"github.com/vouchdev/vouch/apk"
+)
+
+// PredicateTypeSPDX is the in-toto predicate type of an SPDX document; cosign
+// maps `--type spdxjson` to it.
+const PredicateTypeSPDX = "https://spdx.dev/Document"
+
+// spdxTime is the SPDX 2.3 timestamp layout (clause 6.9: YYYY-MM-DDThh:mm:ssZ).
+const spdxTime = "2006-01-02T15:04:05Z"
+
+// subjectSPDXID is the SPDX id of the package that stands for the subject.
+const subjectSPDXID = "Subject"
+
+// Evidence annotation written on every SPDX package (SPDX 2.3 clause 12,
+// annotationType OTHER). Its comment is this struct as compact JSON; the
+// field names are part of vouch's documented format.
+type evidenceAnnotation struct {
+	Type        string `json:"type"` // always "vouch.evidence/v1"
+	Repository  string `json:"repository"`
+	IndexURL    string `json:"indexUrl"`
+	IndexSHA256 string `json:"indexSha256"`
+	SigningKey  string `json:"signingKey"`
+	FetchedAt   string `json:"fetchedAt"`
+	Match       Match  `json:"match"`
+	Checksum    string `json:"checksum"`
+	DataHash    string `json:"datahash,omitempty"`
+	Origin      string `json:"origin,omitempty"`
+}
+
+// evidenceAnnotationType is evidenceAnnotation.Type.
+const evidenceAnnotationType = "vouch.evidence/v1"
+
+// sortedPackages validates in and returns its packages sorted by name,
+// version, arch, checksum and repository, so that output never depends on
+// the order a builder listed them. It refuses a package listed twice.
+func sortedPackages(in *Input) ([]*Package, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	pkgs := make([]*Package, len(in.Packages))
+	for i := range in.Packages {
+		pkgs[i] = &in.Packages[i]
+	}
+	slices.SortFunc(pkgs, func(a, b *Package) int {
+		return cmp.Or(
+			cmp.Compare(a.Name, b.Name),
+			cmp.Compare(a.Version, b.Version),
+			cmp.Compare(a.Arch, b.Arch),
+			bytes.Compare(a.Checksum.Digest, b.Checksum.Digest),
+			cmp.Compare(a.Repository.Name, b.Repository.Name),
+		)
+	})
+	seen := make(map[string]struct{}, len(pkgs))
+	for _, p := range pkgs {
+		id := packageSPDXID(p)
+		if _, dup := seen[id]; dup {
+			return nil, invalid("package %s-%s (%s, %s) is listed twice", p.Name, p.Version, p.Arch, p.Checksum)
+		}
+		seen[id] = struct{}{}
+	}
+	return pkgs, nil
+}
+
+// packageSPDXID is the deterministic SPDX element id of a package (SPDX 2.3
+// clause 7.2: "SPDXRef-" then letters, digits, "." and "-"). The checksum
+// prefix keeps ids unique when sanitising makes two names collide.
+func packageSPDXID(p *Package) string {
+	h := p.Checksum.Hex()
+	return "Package-apk-" + spdxIDPart(p.Name) + "-" + spdxIDPart(p.Version) + "-" + spdxIDPart(p.Arch) + "-" + h[:16]
+}
+
+func spdxIDPart(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// purl returns the package URL pkg:apk/<distro>/<name>@<version>?arch=<arch>
+// (purl specification, type "apk"; components percent-encoded).
+func purl(p *Package) string {
+	return "pkg:apk/" + purlEscape(strings.ToLower(p.Repository.Distro)) + "/" + purlEscape(strings.ToLower(p.Name)) +
+		"@" + purlEscape(p.Version) + "?arch=" + purlEscape(p.Arch)
+}
+
+// purlEscape percent-encodes everything but the purl "unreserved" set.
+func purlEscape(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// downloadLocation is <repository URL>/<arch>/<name>-<version>.apk, the
+// layout apk uses to fetch a package, or NOASSERTION without a URL
+// (SPDX 2.3 clause 7.7).
+func downloadLocation(p *Package) string {
+	if p.Repository.URL == "" {
+		return noAssertion
+	}
+	return strings.TrimRight(p.Repository.URL, "/") + "/" + p.Arch + "/" + p.Name + "-" + p.Version + ".apk"
+}
+
+// supplier maps the configured supplier to SPDX 2.3 clause 7.5:
+// "Organization: x", "Person: x" or NOASSERTION.
+func supplier(s string) *common.Supplier {
+	s = strings.TrimSpace(s)
+	if s == "" || s == noAssertion {
+		return &common.Supplier{Supplier: noAssertion}
+	}
+	for _, typ := range []string{"Organization", "Person"} {
+		if rest, ok := strings.CutPrefix(s, typ+":"); ok {
+			return &common.Supplier{SupplierType: typ, Supplier: strings.TrimSpace(rest)}
+		}
+	}
+	return &common.Supplier{SupplierType: "Organization", Supplier: s}
+}
+
+// BuildSPDX returns the SPDX 2.3 document for in: one package for the
+// subject, described by the document, which CONTAINS one package per APK.
+// The document is validated with spdxlib and vouch's own checks. It is
+// deterministic for equal input and time t (t is the creation time).
+func BuildSPDX(in *Input, t time.Time) (*spdx.Document, error) {
+	pkgs, err := sortedPackages(in)
+	if err != nil {
+		return nil, err
+	}
+	return buildSPDX(in, pkgs, t)
+}
+
+func buildSPDX(in *Input, pkgs []*Package, t time.Time) (*spdx.Document, error) {
+	created := t.UTC().Format(spdxTime)
+	tool := "vouch-" + in.Verifier.Version
+	subjectDigest := in.Subject.Digest["sha256"]
+
+	doc := &spdx.Document{
+		SPDXVersion:       spdx.Version,
+		DataLicense:       spdx.DataLicense,
+		SPDXIdentifier:    "DOCUMENT",
+		DocumentName:      in.Subject.Name,
+		DocumentNamespace: documentNamespace(in, pkgs),
+		CreationInfo: &spdx.CreationInfo{
+			Creators: []common.Creator{{CreatorType: "Tool", Creator: tool}},
+			Created:  created,
+		},
+		Packages:      make([]*spdx.Package, 0, len(pkgs)+1),
+		Relationships: make([]*spdx.Relationship, 0, len(pkgs)+1),
+	}
+
+	// The subject itself (SPDX 2.3 clause 7): its digest is what every
+	// verifier matches.
+	subjectChecksums := []common.Checksum{{Algorithm: common.SHA256, Value: subjectDigest}}
+	doc.Packages = append(doc.Packages, &spdx.Package{
+		PackageName:               in.Subject.Name,
+		PackageSPDXIdentifier:     subjectSPDXID,
+		PackageVersion:            "sha256:" + subjectDigest,
+		PackageDownloadLocation:   noAssertion,
+		FilesAnalyzed:             false,
+		IsFilesAnalyzedTagPresent: true,
+		PackageChecksums:          subjectChecksums,
+		PackageLicenseConcluded:   noAssertion,
+		PackageLicenseDeclared:    noAssertion,
+		PackageCopyrightText:      noAssertion,
+	})
+	// SPDX 2.3 clause 11.1: DOCUMENT DESCRIBES the subject.
+	doc.Relationships = append(doc.Relationships, &spdx.Relationship{
+		RefA:         common.MakeDocElementID("", "DOCUMENT"),
+		RefB:         common.MakeDocElementID("", subjectSPDXID),
+		Relationship: common.TypeRelationshipDescribe,
+	})
+
+	for _, p := range pkgs {
+		sp, err := spdxPackage(p, tool, created)
+		if err != nil {
+			return nil, err
+		}
+		doc.Packages = append(doc.Packages, sp)
+		// SPDX 2.3 clause 11.1: the subject CONTAINS each package.
+		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
+			RefA:         common.MakeDocElementID("", subjectSPDXID),
+			RefB:         common.MakeDocElementID("", string(sp.PackageSPDXIdentifier)),
+			Relationship: common.TypeRelationshipContains,
+		})
+	}
+
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		return nil, fmt.Errorf("validating SPDX document: %w", err)
+	}
+	return doc, nil
+}
+
+func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
+	var checksums []common.Checksum
+	switch p.Checksum.Alg {
+	case apk.ChecksumSHA1:
+		// The index C: (SHA-1 of the control member) as hex, as apko does.
+		checksums = append(checksums, common.Checksum{Algorithm: common.SHA1, Value: p.Checksum.Hex()})
+		if p.DataHash != "" {
+			checksums = append(checksums, common.Checksum{Algorithm: common.SHA256, Value: p.DataHash})
+		}
+	case apk.ChecksumSHA256:
+		// apk-tools 3 identity: the C: is itself SHA-256 and takes the one
+		// SHA256 slot; the datahash stays in the evidence annotation.
+		checksums = append(checksums, common.Checksum{Algorithm: common.SHA256, Value: p.Checksum.Hex()})
+	}
+
+	license, ok := spdxLicense(p.License)
+	var licenseComment string
+	if !ok && p.License != "" {
+		licenseComment = "APK index license (L:) " + p.License + " is not a recognised SPDX license expression"
+	}
+
+	ev, err := json.Marshal(evidenceAnnotation{
+		Type:        evidenceAnnotationType,
+		Repository:  p.Repository.Name,
+		IndexURL:    p.Evidence.IndexURL,
+		IndexSHA256: p.Evidence.IndexSHA256,
+		SigningKey:  p.Evidence.SigningKey,
+		FetchedAt:   p.Evidence.FetchedAt.UTC().Format(time.RFC3339),
+		Match:       p.Evidence.Match,
+		Checksum:    p.Checksum.String(),
+		DataHash:    p.DataHash,
+		Origin:      p.Origin,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding evidence: %w", err)
+	}
+
+	var sourceInfo string
+	if p.Origin != "" {
+		sourceInfo = "built from APK origin package " + p.Origin
+	}
+
+	return &spdx.Package{
+		PackageName:               p.Name,
+		PackageSPDXIdentifier:     common.ElementID(packageSPDXID(p)),
+		PackageVersion:            p.Version,
+		PackageFileName:           p.Name + "-" + p.Version + ".apk",
+		PackageSupplier:           supplier(p.Repository.Supplier),
+		PackageDownloadLocation:   downloadLocation(p),
+		FilesAnalyzed:             false,
+		IsFilesAnalyzedTagPresent: true,
+		PackageChecksums:          checksums,
+		PackageSourceInfo:         sourceInfo,
+		PackageLicenseConcluded:   noAssertion,
+		PackageLicenseDeclared:    license,
+		PackageLicenseComments:    licenseComment,
+		PackageCopyrightText:      noAssertion,
+		// SPDX 2.3 clause 7.21 and Annex F: the purl as a PACKAGE-MANAGER reference.
+		PackageExternalReferences: []*spdx.PackageExternalReference{{
+			Category: common.CategoryPackageManager,
+			RefType:  common.TypePackageManagerPURL,
+			Locator:  purl(p),
+		}},
+		// SPDX 2.3 clause 12: the evidence as an annotation nested in the
+		// package, which JSON readers keep with the package.
+		Annotations: []spdx.Annotation{{
+			Annotator:                common.Annotator{AnnotatorType: "Tool", Annotator: tool},
+			AnnotationDate:           created,
+			AnnotationType:           "OTHER",
+			AnnotationSPDXIdentifier: common.MakeDocElementID("", packageSPDXID(p)),
+			AnnotationComment:        string(ev),
+		}},
+	}, nil
+}
+
+// documentNamespace is unique per subject and package set and stable for
+// equal input (SPDX 2.3 clause 6.5): <verifier id>/spdx/<subject
+// sha256>-<first 16 hex of the SHA-256 over the sorted package identities>.
+func documentNamespace(in *Input, pkgs []*Package) string {
+	h := sha256.New()
+	for _, p := range pkgs {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\n",
+			p.Repository.Name, p.Name, p.Version, p.Arch, p.Checksum, p.DataHash, p.Evidence.IndexSHA256)
+	}
+	return strings.TrimRight(in.Verifier.id(), "/") + "/spdx/" + in.Subject.Digest["sha256"] + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// marshalSPDX writes doc as SPDX JSON with tools-golang, without HTML
+// escaping (so "&" in purl qualifiers stays "&"), and without the trailing
+// newline the encoder adds.
+func marshalSPDX(doc *spdx.Document) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := spdxjson.Write(doc, &buf, spdxjson.EscapeHTML(false)); err != nil {
+		return nil, fmt.Errorf("writing SPDX JSON: %w", err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
