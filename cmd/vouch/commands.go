@@ -4,5 +4,7 @@ import "github.com/spf13/cobra"
 
 // subcommands lists vouch's subcommands; add a new command's constructor here.
 func subcommands() []*cobra.Command {
-	return []*cobra.Command{}
+	return []*cobra.Command{
+		newKeysCmd(),
+	}
 }
