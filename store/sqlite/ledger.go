@@ -1,0 +1,290 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vouchdev/vouch/store"
+	"github.com/vouchdev/vouch/store/internal/common"
+)
+
+// AppendAttestation implements store.Ledger.
+func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (string, error) {
+	if err := common.ValidateAttestation(a); err != nil {
+		return "", fmt.Errorf("appending attestation: %w", err)
+	}
+	if a.ID == "" {
+		a.ID = store.NewID(a.Time)
+	}
+	err := s.write(ctx, "append_attestation", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO attestations (id, created_at, builder, verdict, subjects) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, common.Micro(a.Time), a.Builder, a.Verdict, common.JSON(nonNilSubjects(a.Subjects)))
+		if isUnique(err) {
+			return fmt.Errorf("appending attestation %s: %w: id exists", a.ID, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("appending attestation: %w", err)
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("appending attestation: %w", err)
+		}
+		var args []any
+		var q strings.Builder
+		for _, sub := range a.Subjects {
+			for alg, v := range sub.Digest {
+				if len(args) > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteString("(?,?,?)")
+				args = append(args, seq, alg, strings.ToLower(v))
+			}
+		}
+		if len(args) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_digests (attestation_seq, alg, value) VALUES `+q.String(), args...); err != nil {
+				return fmt.Errorf("appending attestation subjects: %w", err)
+			}
+		}
+		args, q = args[:0], strings.Builder{}
+		for i, p := range a.Packages {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?,?,?,?,?,?)")
+			args = append(args, seq, i, p.Name, p.Version, p.Arch, p.Repository, common.Checksum(p.Checksum), p.DataHash, p.Verdict, p.IndexSHA256)
+		}
+		if len(args) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_packages
+				(attestation_seq, idx, name, version, arch, repository, checksum, datahash, verdict, index_sha256) VALUES `+q.String(), args...); err != nil {
+				return fmt.Errorf("appending attestation packages: %w", err)
+			}
+		}
+		for i, p := range a.Predicates {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_predicates (attestation_seq, idx, type, digest, bundle) VALUES (?, ?, ?, ?, ?)`,
+				seq, i, p.Type, common.JSON(nonNilMap(p.Digest)), nonNilBytes(p.Bundle)); err != nil {
+				return fmt.Errorf("appending attestation predicates: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return a.ID, nil
+}
+
+func nonNilSubjects(s []store.Subject) []store.Subject {
+	if s == nil {
+		return []store.Subject{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Attestation implements store.Ledger.
+func (s *Store) Attestation(ctx context.Context, id string) (store.Attestation, error) {
+	if err := s.alive(); err != nil {
+		return store.Attestation{}, err
+	}
+	out, err := s.loadAttestations(ctx, `SELECT seq, id, created_at, builder, verdict, subjects FROM attestations WHERE id = ?`, id)
+	if err != nil {
+		return store.Attestation{}, fmt.Errorf("attestation %s: %w", id, err)
+	}
+	if len(out) == 0 {
+		return store.Attestation{}, fmt.Errorf("attestation %s: %w", id, store.ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// ListAttestations implements store.Ledger.
+func (s *Store) ListAttestations(ctx context.Context, q store.AttestationQuery) ([]store.Attestation, string, error) {
+	if err := s.alive(); err != nil {
+		return nil, "", err
+	}
+	cur, err := common.DecodeAttestationToken(q.PageToken)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing attestations: %w", err)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if q.SubjectDigest != "" {
+		alg, v, err := common.ParseSubjectDigest(q.SubjectDigest)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing attestations: %w", err)
+		}
+		where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_digests WHERE value = ? AND alg = ?)`)
+		args = append(args, v, alg)
+	}
+	if q.PackageVersion != "" && q.PackageName == "" {
+		return nil, "", fmt.Errorf("listing attestations: %w: package version without name", store.ErrInvalidArgument)
+	}
+	if q.PackageName != "" {
+		if q.PackageVersion != "" {
+			where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_packages WHERE name = ? AND version = ?)`)
+			args = append(args, q.PackageName, q.PackageVersion)
+		} else {
+			where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_packages WHERE name = ?)`)
+			args = append(args, q.PackageName)
+		}
+	}
+	if !q.Checksum.IsZero() {
+		where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_packages WHERE checksum = ?)`)
+		args = append(args, common.Checksum(q.Checksum))
+	}
+	if !q.Since.IsZero() {
+		where = append(where, `a.created_at >= ?`)
+		args = append(args, common.Micro(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, `a.created_at < ?`)
+		args = append(args, common.Micro(q.Until))
+	}
+	if cur != nil {
+		where = append(where, `(a.created_at < ? OR (a.created_at = ? AND a.id < ?))`)
+		args = append(args, cur.TimeMicro, cur.TimeMicro, cur.ID)
+	}
+	size := common.PageSize(q.PageSize)
+	query := `SELECT a.seq, a.id, a.created_at, a.builder, a.verdict, a.subjects FROM attestations a`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += fmt.Sprintf(` ORDER BY a.created_at DESC, a.id DESC LIMIT %d`, size+1)
+	out, err := s.loadAttestations(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing attestations: %w", err)
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		last := out[size-1]
+		next = common.EncodeAttestationToken(common.AttestationCursor{TimeMicro: common.Micro(last.Time), ID: last.ID})
+	}
+	return out, next, nil
+}
+
+// loadAttestations runs a query over attestations (seq, id, created_at,
+// builder, verdict, subjects) and completes every row with its packages and
+// predicates. Reads run in one transaction so a row and its children agree.
+func (s *Store) loadAttestations(ctx context.Context, query string, args ...any) ([]store.Attestation, error) {
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out  []store.Attestation
+		seqs []int64
+	)
+	for rows.Next() {
+		var (
+			a        store.Attestation
+			seq, at  int64
+			subjects string
+		)
+		if err := rows.Scan(&seq, &a.ID, &at, &a.Builder, &a.Verdict, &subjects); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		a.Time = common.FromMicro(at)
+		if err := json.Unmarshal([]byte(subjects), &a.Subjects); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading subjects: %w", err)
+		}
+		out = append(out, a)
+		seqs = append(seqs, seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	idx := make(map[int64]int, len(seqs))
+	in := make([]string, len(seqs))
+	seqArgs := make([]any, len(seqs))
+	for i, seq := range seqs {
+		idx[seq] = i
+		in[i] = "?"
+		seqArgs[i] = seq
+	}
+	list := strings.Join(in, ",")
+	prow, err := tx.QueryContext(ctx, `SELECT attestation_seq, name, version, arch, repository, checksum, datahash, verdict, index_sha256
+		FROM attestation_packages WHERE attestation_seq IN (`+list+`) ORDER BY attestation_seq, idx`, seqArgs...)
+	if err != nil {
+		return nil, err
+	}
+	for prow.Next() {
+		var (
+			seq int64
+			p   store.AttestedPackage
+			sum string
+		)
+		if err := prow.Scan(&seq, &p.Name, &p.Version, &p.Arch, &p.Repository, &sum, &p.DataHash, &p.Verdict, &p.IndexSHA256); err != nil {
+			prow.Close()
+			return nil, err
+		}
+		if p.Checksum, err = common.ParseChecksum(sum); err != nil {
+			prow.Close()
+			return nil, err
+		}
+		i := idx[seq]
+		out[i].Packages = append(out[i].Packages, p)
+	}
+	prow.Close()
+	if err := prow.Err(); err != nil {
+		return nil, err
+	}
+	drow, err := tx.QueryContext(ctx, `SELECT attestation_seq, type, digest, bundle
+		FROM attestation_predicates WHERE attestation_seq IN (`+list+`) ORDER BY attestation_seq, idx`, seqArgs...)
+	if err != nil {
+		return nil, err
+	}
+	defer drow.Close()
+	for drow.Next() {
+		var (
+			seq    int64
+			p      store.Predicate
+			digest string
+		)
+		if err := drow.Scan(&seq, &p.Type, &digest, &p.Bundle); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(digest), &p.Digest); err != nil {
+			return nil, fmt.Errorf("reading predicate digest: %w", err)
+		}
+		i := idx[seq]
+		out[i].Predicates = append(out[i].Predicates, p)
+	}
+	if err := drow.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+var errNoRows = sql.ErrNoRows
+
+func notFound(err error) bool { return errors.Is(err, errNoRows) }

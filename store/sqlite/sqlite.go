@@ -1,0 +1,247 @@
+// Package sqlite is the embedded store backend: one SQLite file in WAL mode, through the pure-Go modernc.org/sqlite driver.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	sqlite "modernc.org/sqlite"
+	sqlitelib "modernc.org/sqlite/lib"
+
+	"github.com/vouchdev/vouch/store"
+	"github.com/vouchdev/vouch/store/internal/common"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+func init() {
+	store.Register("sqlite", func(ctx context.Context, rawURL string) (store.Store, error) {
+		cfg, err := ParseURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return Open(ctx, cfg)
+	})
+}
+
+// Memory is the Config.Path of a private in-memory database.
+const Memory = ":memory:"
+
+// Config configures a SQLite store.
+type Config struct {
+	// Path is the database file, created if missing; Memory for a private
+	// in-memory database that lives as long as the Store (tests).
+	Path string
+	// BusyTimeout is how long a write waits for another connection's write
+	// transaction before failing. Default 5s.
+	BusyTimeout time.Duration
+	// MaxConns bounds the pool of reading connections. Default 8. Writes
+	// use one more connection; Memory uses a single connection for all.
+	MaxConns int
+	// BeforeCommit, when set, is called inside every write transaction after
+	// all its statements ran and just before COMMIT, with the operation name
+	// ("save_snapshot", "append_attestation", ...). It exists for crash
+	// tests and MUST be nil in production.
+	BeforeCommit func(op string)
+}
+
+// ParseURL reads a store URL: sqlite:///absolute/path.db, or
+// sqlite://:memory: for an in-memory database.
+func ParseURL(rawURL string) (Config, error) {
+	rest, ok := strings.CutPrefix(rawURL, "sqlite://")
+	if !ok {
+		return Config{}, fmt.Errorf("sqlite store URL: %w: want sqlite:///path or sqlite://:memory:", store.ErrInvalidArgument)
+	}
+	if rest == Memory {
+		return Config{Path: Memory}, nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host != "" || !filepath.IsAbs(u.Path) || u.RawQuery != "" {
+		return Config{}, fmt.Errorf("sqlite store URL %q: %w: want sqlite:///absolute/path", rawURL, store.ErrInvalidArgument)
+	}
+	return Config{Path: u.Path}, nil
+}
+
+// Store is a store.Store on SQLite.
+type Store struct {
+	db     *sql.DB // writes: one connection, IMMEDIATE transactions
+	rdb    *sql.DB // reads (the same as db for Memory)
+	cfg    Config
+	closed atomic.Bool
+	locks  common.LockSet
+	notify common.Broadcaster
+
+	lookup *sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database cfg names and applies any
+// pending schema migrations. Opening the same file from several goroutines
+// or processes at once is safe: migrations run in an exclusive transaction.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Path == "" {
+		return nil, fmt.Errorf("opening sqlite store: %w: empty path", store.ErrInvalidArgument)
+	}
+	if strings.ContainsAny(cfg.Path, "?#") {
+		return nil, fmt.Errorf("opening sqlite store: %w: path %q contains ? or #", store.ErrInvalidArgument, cfg.Path)
+	}
+	if cfg.BusyTimeout <= 0 {
+		cfg.BusyTimeout = 5 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 8
+	}
+	params := func() url.Values {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
+		q.Add("_pragma", "foreign_keys(1)")
+		if cfg.Path != Memory {
+			// WAL: readers never block the writer. synchronous=FULL: a
+			// committed transaction survives power loss, not only a crash.
+			q.Add("_pragma", "journal_mode(WAL)")
+			q.Add("_pragma", "synchronous(FULL)")
+		}
+		return q
+	}
+	// Writes go through one connection whose transactions begin IMMEDIATE
+	// (take the write lock up front, so they never fail half-way on lock
+	// upgrade); goroutines queue in the pool, other processes wait up to
+	// BusyTimeout. Reads use a separate pool with deferred transactions.
+	wq := params()
+	wq.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+cfg.Path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	rdb := db
+	if cfg.Path != Memory {
+		if rdb, err = sql.Open("sqlite", "file:"+cfg.Path+"?"+params().Encode()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening sqlite store: %w", err)
+		}
+		rdb.SetMaxOpenConns(cfg.MaxConns)
+		rdb.SetMaxIdleConns(cfg.MaxConns)
+	}
+	s := &Store{db: db, rdb: rdb, cfg: cfg}
+	if err := s.migrate(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	s.lookup, err = rdb.PrepareContext(ctx, entrySelect+`
+		WHERE e.stream_id IN (SELECT id FROM streams WHERE arch = ?) AND e.name = ? AND e.version = ?
+		ORDER BY e.id`)
+	if err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("opening sqlite store: preparing lookup: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.lookup.Close()
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
+
+func (s *Store) alive() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// migrate applies the embedded migrations that the database lacks, all in
+// one IMMEDIATE transaction (so concurrent openers serialise).
+func (s *Store) migrate(ctx context.Context) error {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("migrating sqlite store: %w", err)
+	}
+	sort.Strings(files)
+	return s.write(ctx, "migrate", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("migrating sqlite store: %w", err)
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+			return fmt.Errorf("migrating sqlite store: %w", err)
+		}
+		if have > len(files) {
+			return fmt.Errorf("migrating sqlite store: %w: database at version %d, binary knows %d", store.ErrSchemaTooNew, have, len(files))
+		}
+		for i := have; i < len(files); i++ {
+			body, err := migrations.ReadFile(files[i])
+			if err != nil {
+				return fmt.Errorf("migrating sqlite store: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("migrating sqlite store to version %d: %w", i+1, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, i+1, time.Now().UnixMicro()); err != nil {
+				return fmt.Errorf("migrating sqlite store: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// write runs fn in one IMMEDIATE transaction and commits it.
+func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if err := s.alive(); err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if s.cfg.BeforeCommit != nil {
+		s.cfg.BeforeCommit(op)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", op, err)
+	}
+	return nil
+}
+
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+func nullInt(v int64) sql.NullInt64 { return sql.NullInt64{Int64: v, Valid: v != 0} }
