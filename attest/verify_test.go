@@ -38,17 +38,21 @@ func mutateJSON(t testing.TB, b []byte, f func(map[string]any)) []byte {
 	return out
 }
 
-// tamperPayload changes one byte of the signed statement in an envelope or
-// bundle (both keep the payload base64 under "payload").
+// tamperPayload renames the subject in the signed statement of an envelope
+// or bundle (both keep the payload base64 under "payload").
 func tamperPayload(t testing.TB, b []byte) []byte {
+	t.Helper()
 	return mutateJSON(t, b, func(m map[string]any) {
 		env := m
 		if d, ok := m["dsseEnvelope"].(map[string]any); ok {
 			env = d
 		}
 		p, _ := base64.StdEncoding.DecodeString(env["payload"].(string))
-		p = bytes.Replace(p, []byte("pkg000"), []byte("pkg999"), 1)
-		env["payload"] = base64.StdEncoding.EncodeToString(p)
+		q := bytes.Replace(p, []byte("registry.example/team/app"), []byte("registry.example/team/evil"), 1)
+		if bytes.Equal(p, q) {
+			t.Fatal("tamperPayload: the payload does not name the test subject")
+		}
+		env["payload"] = base64.StdEncoding.EncodeToString(q)
 	})
 }
 
