@@ -30,8 +30,9 @@ type Subject struct {
 	// Digest maps algorithm to lower-case hex, e.g. {"sha256": "…"} (in-toto
 	// DigestSet). "sha256" is required; other entries are copied as given.
 	Digest map[string]string
-	// ResourceURI is the VSA resourceUri. Optional: when empty it is Name if
-	// Name already carries "@sha256:", else Name + "@sha256:" + hex.
+	// ResourceURI is the VSA resourceUri. Optional: when empty it is
+	// "oci://<Name>@sha256:<hex>" (no "oci://" when Name has a scheme, no
+	// digest suffix when Name already carries "@sha256:").
 	ResourceURI string
 }
 
@@ -264,16 +265,21 @@ func (in *Input) validate() error {
 	return nil
 }
 
-// resourceURI returns the VSA resourceUri for the subject.
+// resourceURI returns the VSA resourceUri for the subject: ResourceURI when
+// set; else Name pinned to its digest ("@sha256:<hex>" appended unless
+// present), with an "oci://" scheme added when Name has none.
 func (s Subject) resourceURI() string {
-	switch {
-	case s.ResourceURI != "":
+	if s.ResourceURI != "" {
 		return s.ResourceURI
-	case strings.Contains(s.Name, "@sha256:"):
-		return s.Name
-	default:
-		return s.Name + "@sha256:" + s.Digest["sha256"]
 	}
+	u := s.Name
+	if !strings.Contains(u, "@sha256:") {
+		u += "@sha256:" + s.Digest["sha256"]
+	}
+	if !strings.Contains(u, "://") {
+		u = "oci://" + u
+	}
+	return u
 }
 
 // verifierID returns the configured verifier id or the default.
