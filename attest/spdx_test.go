@@ -188,34 +188,38 @@ func TestSPDXReadBack(t *testing.T) {
 	}
 }
 
+func supplierOf(p *spdx.Package) string {
+	return p.PackageSupplier.SupplierType + ": " + p.PackageSupplier.Supplier
+}
+
 func TestSPDXFields(t *testing.T) {
 	tests := []struct {
 		name string
 		in   Package
-		want func(*spdx.Package) string // returns the field under test
-		exp  string
+		get  func(*spdx.Package) string // returns the field under test
+		want string
 	}{
 		{name: "purl escapes ++", in: Package{Name: "libstdc++", Version: "14.2.0-r4", Arch: "x86_64", Repository: Repository{Distro: "Alpine"}},
-			want: func(p *spdx.Package) string { return p.PackageExternalReferences[0].Locator },
-			exp:  "pkg:apk/alpine/libstdc%2B%2B@14.2.0-r4?arch=x86_64"},
+			get:  func(p *spdx.Package) string { return p.PackageExternalReferences[0].Locator },
+			want: "pkg:apk/alpine/libstdc%2B%2B@14.2.0-r4?arch=x86_64"},
 		{name: "supplier without type is an organization", in: Package{Repository: Repository{Supplier: "Alpine Linux"}},
-			want: func(p *spdx.Package) string { return p.PackageSupplier.SupplierType + ": " + p.PackageSupplier.Supplier },
-			exp:  "Organization: Alpine Linux"},
+			get:  supplierOf,
+			want: "Organization: Alpine Linux"},
 		{name: "person supplier", in: Package{Repository: Repository{Supplier: "Person: Jane Doe (jane@example.com)"}},
-			want: func(p *spdx.Package) string { return p.PackageSupplier.SupplierType + ": " + p.PackageSupplier.Supplier },
-			exp:  "Person: Jane Doe (jane@example.com)"},
+			get:  supplierOf,
+			want: "Person: Jane Doe (jane@example.com)"},
 		{name: "no supplier", in: Package{},
-			want: func(p *spdx.Package) string { return p.PackageSupplier.Supplier },
-			exp:  "NOASSERTION"},
+			get:  func(p *spdx.Package) string { return p.PackageSupplier.Supplier },
+			want: "NOASSERTION"},
 		{name: "no repository url", in: Package{},
-			want: func(p *spdx.Package) string { return p.PackageDownloadLocation },
-			exp:  "NOASSERTION"},
+			get:  func(p *spdx.Package) string { return p.PackageDownloadLocation },
+			want: "NOASSERTION"},
 		{name: "unmapped license kept in comment", in: Package{License: "custom"},
-			want: func(p *spdx.Package) string { return p.PackageLicenseDeclared + " | " + p.PackageLicenseComments },
-			exp:  "NOASSERTION | APK index license (L:) custom is not a recognised SPDX license expression"},
+			get:  func(p *spdx.Package) string { return p.PackageLicenseDeclared + " | " + p.PackageLicenseComments },
+			want: "NOASSERTION | APK index license (L:) custom is not a recognised SPDX license expression"},
 		{name: "origin", in: Package{Origin: "gcc"},
-			want: func(p *spdx.Package) string { return p.PackageSourceInfo },
-			exp:  "built from APK origin package gcc"},
+			get:  func(p *spdx.Package) string { return p.PackageSourceInfo },
+			want: "built from APK origin package gcc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,7 +232,7 @@ func TestSPDXFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.exp, tt.want(sp)); diff != "" {
+			if diff := cmp.Diff(tt.want, tt.get(sp)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
