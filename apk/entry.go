@@ -250,3 +250,45 @@ func parseDigest(s string, d *digest) error {
 	copy(d.sum[:], c.Digest)
 	return nil
 }
+
+// AppendRecord appends e as an APKINDEX record in apk-tools field order
+// (C P V A S I T U L o m t c k D p i r q g, APK-FORMAT §1.3), without the
+// blank line that separates records. C, P, V, A, S, I are always written;
+// other fields only when non-zero. ParseIndex reads it back unchanged.
+func (e *Entry) AppendRecord(b []byte) []byte {
+	str := func(k byte, v string, always bool) {
+		if v != "" || always {
+			b = append(b, k, ':')
+			b = append(b, v...)
+			b = append(b, '\n')
+		}
+	}
+	num := func(k byte, v int64, always bool) {
+		if v != 0 || always {
+			b = append(b, k, ':')
+			b = strconv.AppendInt(b, v, 10)
+			b = append(b, '\n')
+		}
+	}
+	str('C', e.Checksum.String(), true)
+	str('P', e.Name, true)
+	str('V', e.Version, true)
+	str('A', e.Arch, true)
+	num('S', e.Size, true)
+	num('I', e.InstalledSize, true)
+	str('T', e.Description, false)
+	str('U', e.URL, false)
+	str('L', e.License, false)
+	str('o', e.Origin, false)
+	str('m', e.Maintainer, false)
+	num('t', e.BuildTime, false)
+	str('c', e.Commit, false)
+	num('k', e.ProviderPriority, false)
+	str('D', e.Depends, false)
+	str('p', e.Provides, false)
+	str('i', e.InstallIf, false)
+	str('r', e.Replaces, false)
+	num('q', e.ReplacesPriority, false)
+	str('g', e.Tags, false)
+	return b
+}
