@@ -132,3 +132,13 @@ func verifyDigest(pub *rsa.PublicKey, alg SignatureAlgorithm, digest, sig []byte
 
 // newHash returns a fresh hash for alg.
 func newHash(alg SignatureAlgorithm) hash.Hash { return alg.Hash().New() }
+
+// UnmarshalText parses "RSA", "RSA256" or "RSA512".
+func (a *SignatureAlgorithm) UnmarshalText(b []byte) error {
+	alg, _, err := ParseSignatureName(".SIGN." + string(b) + ".k")
+	if err != nil {
+		return err
+	}
+	*a = alg
+	return nil
+}
