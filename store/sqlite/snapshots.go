@@ -69,7 +69,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap store.Snapshot, diff stor
 		if err := removeEntries(ctx, tx, streamID, id, fetched, parentConfirmed, diff.Removed); err != nil {
 			return err
 		}
-		return addEntries(ctx, tx, streamID, id, fetched, diff.Added)
+		return addEntries(ctx, tx, streamID, id, fetched, diff.Added, func() { s.hook("save_snapshot.diff") })
 	})
 	if err != nil {
 		return 0, err
@@ -121,8 +121,11 @@ func removeEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at, lastSe
 	return nil
 }
 
-func addEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at int64, added []store.Entry) error {
+// addEntries inserts added in multi-row INSERTs; partial is called once,
+// after the first of them.
+func addEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at int64, added []store.Entry, partial func()) error {
 	if len(added) == 0 {
+		partial()
 		return nil
 	}
 	const cols = `INSERT INTO entries (stream_id, name, version, checksum, first_snapshot, first_seen) VALUES `
@@ -162,6 +165,9 @@ func addEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at int64, add
 		}
 		if err != nil {
 			return fmt.Errorf("saving snapshot: adding entries: %w", err)
+		}
+		if start == 0 {
+			partial()
 		}
 	}
 	return nil

@@ -50,10 +50,11 @@ type Config struct {
 	// MaxConns bounds the pool of reading connections. Default 8. Writes
 	// use one more connection; Memory uses a single connection for all.
 	MaxConns int
-	// BeforeCommit, when set, is called inside every write transaction after
-	// all its statements ran and just before COMMIT, with the operation name
-	// ("save_snapshot", "append_attestation", ...). It exists for crash
-	// tests and MUST be nil in production.
+	// BeforeCommit, when set, is called inside write transactions with the
+	// operation name: "save_snapshot.diff" after part of a snapshot's diff is
+	// written (the first batch of added entries), and "<op>"
+	// ("save_snapshot", "append_attestation", ...) just before COMMIT. It
+	// exists for crash tests and MUST be nil in production.
 	BeforeCommit func(op string)
 }
 
@@ -227,13 +228,17 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 		tx.Rollback()
 		return err
 	}
-	if s.cfg.BeforeCommit != nil {
-		s.cfg.BeforeCommit(op)
-	}
+	s.hook(op)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", op, err)
 	}
 	return nil
+}
+
+func (s *Store) hook(op string) {
+	if s.cfg.BeforeCommit != nil {
+		s.cfg.BeforeCommit(op)
+	}
 }
 
 func isUnique(err error) bool {
