@@ -8,5 +8,7 @@ func subcommands() []*cobra.Command {
 		newKeysCmd(),
 		newIndexCmd(),
 		newDigestCmd(),
+		newVerifyCmd(),
+		newCheckCmd(),
 	}
 }

@@ -1,0 +1,2 @@
+// Package imagefs reads the apk installed database and apk settings from a root filesystem or an OCI image's layers.
+package imagefs
