@@ -1,0 +1,198 @@
+package server
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/vouchdev/vouch/apk"
+	vouchv1 "github.com/vouchdev/vouch/proto/vouch/v1"
+)
+
+// Limits bound what one request may ask. Zero fields take the defaults.
+type Limits struct {
+	// MaxPackages per VerifyPackages request. Default 10,000.
+	MaxPackages int
+	// MaxControlBytes per raw control member. Default 64 KiB.
+	MaxControlBytes int
+	// MaxRequestBytes per gRPC message. Default 32 MiB.
+	MaxRequestBytes int
+	// MaxSubjects per request. Default 64.
+	MaxSubjects int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxPackages <= 0 {
+		l.MaxPackages = 10_000
+	}
+	if l.MaxControlBytes <= 0 {
+		l.MaxControlBytes = 64 << 10
+	}
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = 32 << 20
+	}
+	if l.MaxSubjects <= 0 {
+		l.MaxSubjects = 64
+	}
+	return l
+}
+
+const (
+	maxNameLen     = 256
+	maxVersionLen  = 128
+	maxURLLen      = 2048
+	maxSubjectName = 1024
+	maxReasonLen   = 1024
+	maxClockSkew   = 5 * time.Minute
+)
+
+var (
+	archRE    = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	digestAlg = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+)
+
+// claim is a validated PackageClaim with its parsed checksum.
+type claim struct {
+	*vouchv1.PackageClaim
+	sum apk.Checksum
+}
+
+// validateVerify checks a VerifyPackagesRequest field by field and returns
+// the parsed claims. The first problem is returned as a *FieldError naming
+// the field, the value and what was expected.
+func validateVerify(req *vouchv1.VerifyPackagesRequest, lim Limits, now time.Time) ([]claim, error) {
+	n := len(req.GetPackages())
+	switch {
+	case n == 0:
+		return nil, fieldErr("packages", "", "at least one package claim is required")
+	case n > lim.MaxPackages:
+		return nil, fieldErr("packages", fmt.Sprint(n), fmt.Sprintf("at most %d package claims per request", lim.MaxPackages))
+	}
+	attest := req.GetOptions().GetAttest()
+	if attest && len(req.GetSubjects()) == 0 {
+		return nil, fieldErr("subjects", "", "at least one subject is required when options.attest is set")
+	}
+	if err := validateSubjects(req.GetSubjects(), lim); err != nil {
+		return nil, err
+	}
+	if t := req.GetOptions().GetTime(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return nil, fieldErr("options.time", t.String(), "a valid timestamp")
+		}
+		at := t.AsTime()
+		if at.After(now.Add(maxClockSkew)) {
+			return nil, fieldErr("options.time", at.Format(time.RFC3339), "not in the future")
+		}
+		if at.Year() < 2000 {
+			return nil, fieldErr("options.time", at.Format(time.RFC3339), "a time after 2000-01-01")
+		}
+	}
+	claims := make([]claim, n)
+	for i, p := range req.GetPackages() {
+		f := func(name string) string { return fmt.Sprintf("packages[%d].%s", i, name) }
+		if err := checkToken(f("name"), p.GetName(), maxNameLen); err != nil {
+			return nil, err
+		}
+		if err := checkToken(f("version"), p.GetVersion(), maxVersionLen); err != nil {
+			return nil, err
+		}
+		if !archRE.MatchString(p.GetArch()) {
+			return nil, fieldErr(f("arch"), p.GetArch(), "an architecture name such as x86_64 or aarch64 (the index's arch, not noarch)")
+		}
+		if p.GetArch() == "noarch" {
+			return nil, fieldErr(f("arch"), p.GetArch(), "the arch of the index the package was installed from (noarch packages are listed under each arch)")
+		}
+		if err := checkURL(f("repository"), p.GetRepository()); err != nil {
+			return nil, err
+		}
+		sum, err := apk.ParseChecksum(p.GetChecksum())
+		if err != nil {
+			return nil, fieldErr(f("checksum"), p.GetChecksum(), "an APK identity checksum: Q1 + base64 SHA-1 (28 chars), or Q2/X1/X2")
+		}
+		if d := p.GetDatahash(); d != "" && !sha256Hex.MatchString(d) {
+			return nil, fieldErr(f("datahash"), d, "64 lower-case hex characters (SHA-256 of the data part)")
+		}
+		if c := p.GetControl(); len(c) > lim.MaxControlBytes {
+			return nil, fieldErr(f("control"), fmt.Sprintf("%d bytes", len(c)), fmt.Sprintf("at most %d bytes", lim.MaxControlBytes))
+		}
+		claims[i] = claim{PackageClaim: p, sum: sum}
+	}
+	return claims, nil
+}
+
+func validateSubjects(subjects []*vouchv1.Subject, lim Limits) error {
+	if len(subjects) > lim.MaxSubjects {
+		return fieldErr("subjects", fmt.Sprint(len(subjects)), fmt.Sprintf("at most %d subjects", lim.MaxSubjects))
+	}
+	seen := map[string]int{}
+	for i, s := range subjects {
+		f := fmt.Sprintf("subjects[%d]", i)
+		if len(s.GetName()) > maxSubjectName || !utf8Printable(s.GetName()) {
+			return fieldErr(f+".name", s.GetName(), fmt.Sprintf("printable text of at most %d bytes", maxSubjectName))
+		}
+		d, ok := s.GetDigest()["sha256"]
+		if !ok {
+			return fieldErr(f+".digest", "", `a "sha256" digest is required`)
+		}
+		if !sha256Hex.MatchString(d) {
+			return fieldErr(f+`.digest["sha256"]`, d, "64 lower-case hex characters")
+		}
+		if len(s.GetDigest()) > 8 {
+			return fieldErr(f+".digest", fmt.Sprint(len(s.GetDigest())), "at most 8 digests")
+		}
+		for alg, v := range s.GetDigest() {
+			if !digestAlg.MatchString(alg) {
+				return fieldErr(f+".digest", alg, "algorithm names of lower-case letters, digits and '-'")
+			}
+			if _, err := hex.DecodeString(v); err != nil || len(v) > 256 || v == "" {
+				return fieldErr(fmt.Sprintf("%s.digest[%q]", f, alg), v, "lower-case hex")
+			}
+		}
+		if j, dup := seen[d]; dup {
+			return fieldErr(f+`.digest["sha256"]`, d, fmt.Sprintf("a digest not already given in subjects[%d]", j))
+		}
+		seen[d] = i
+	}
+	return nil
+}
+
+// checkToken accepts non-empty printable ASCII without spaces, at most max bytes.
+func checkToken(field, v string, max int) error {
+	if v == "" {
+		return fieldErr(field, v, "required")
+	}
+	if len(v) > max || !printable(v) {
+		return fieldErr(field, v, fmt.Sprintf("printable ASCII without spaces, at most %d bytes", max))
+	}
+	return nil
+}
+
+func checkURL(field, v string) error {
+	if v == "" {
+		return fieldErr(field, v, "required: the repository URL the package was installed from")
+	}
+	u, err := url.Parse(v)
+	if len(v) > maxURLLen || err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file") {
+		return fieldErr(field, v, fmt.Sprintf("an https, http or file URL of at most %d bytes", maxURLLen))
+	}
+	return nil
+}
+
+func utf8Printable(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\uFFFD' })
+}
+
+// checkReason validates an administrator's reason text.
+func checkReason(field, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fieldErr(field, v, "required: say why")
+	}
+	if len(v) > maxReasonLen || !utf8Printable(v) {
+		return fieldErr(field, v, fmt.Sprintf("printable text of at most %d bytes", maxReasonLen))
+	}
+	return nil
+}
