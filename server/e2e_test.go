@@ -254,8 +254,8 @@ func TestRefusals(t *testing.T) {
 	t.Run("index signed by another key", func(t *testing.T) {
 		// A "repository" signed by the attacker's key offers a new package
 		// and a substitute; vouch refuses the index and keeps the last good one.
-		evilKey := testrepo.MustKey(t, "testrepo.rsa.pub-attacker")
-		evilKey.Name = e.RepoKey.Name
+		// Same key name as the repository's, different key.
+		evilKey := testrepo.MustKey(t, "attacker.rsa.pub")
 		evil, err := testrepo.Package{Name: "hello", Version: "2.12.1-r1", Arch: e.Arch, Files: []testrepo.File{{Name: "x", Data: []byte("evil")}}}.Build()
 		if err != nil {
 			t.Fatal(err)
@@ -266,7 +266,7 @@ func TestRefusals(t *testing.T) {
 				entries[i] = evil.Entry
 			}
 		}
-		idx, err := testrepo.Index{Entries: entries, Signers: []testrepo.Signer{{Key: evilKey}}}.Build()
+		idx, err := testrepo.Index{Entries: entries, Signers: []testrepo.Signer{{Key: evilKey, Name: e.RepoKey.Name}}}.Build()
 		if err != nil {
 			t.Fatal(err)
 		}
