@@ -79,13 +79,27 @@ func AttTag(d name.Digest) name.Tag {
 //
 // Attach is idempotent: pushing the same attestations again changes nothing.
 func Attach(ctx context.Context, d name.Digest, atts []Attestation, opts ...remote.Option) error {
+	if err := AttachLegacy(ctx, d, atts, opts...); err != nil {
+		return err
+	}
+	return AttachReferrers(ctx, d, atts, opts...)
+}
+
+// AttachLegacy pushes only the legacy layout of Attach.
+func AttachLegacy(ctx context.Context, d name.Digest, atts []Attestation, opts ...remote.Option) error {
+	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+	if err := attachLegacy(d, atts, opts); err != nil {
+		return fmt.Errorf("attaching %s: %w", AttTag(d), err)
+	}
+	return nil
+}
+
+// AttachReferrers pushes only the referrer layout of Attach.
+func AttachReferrers(ctx context.Context, d name.Digest, atts []Attestation, opts ...remote.Option) error {
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	subject, err := remote.Head(d, opts...)
 	if err != nil {
 		return fmt.Errorf("reading subject %s: %w", d, err)
-	}
-	if err := attachLegacy(d, atts, opts); err != nil {
-		return fmt.Errorf("attaching %s: %w", AttTag(d), err)
 	}
 	for _, a := range atts {
 		if err := attachReferrer(d, subject, a, opts); err != nil {
