@@ -10,5 +10,6 @@ func subcommands() []*cobra.Command {
 		newDigestCmd(),
 		newVerifyCmd(),
 		newCheckCmd(),
+		newDemoCmd(),
 	}
 }
