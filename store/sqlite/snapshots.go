@@ -69,6 +69,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap store.Snapshot, diff stor
 		if err := removeEntries(ctx, tx, streamID, id, fetched, parentConfirmed, diff.Removed); err != nil {
 			return err
 		}
+		if err := checkAdded(ctx, tx, streamID, snap.Parent != 0, diff.Added); err != nil {
+			return err
+		}
 		return addEntries(ctx, tx, streamID, id, fetched, diff.Added, func() { s.hook("save_snapshot.diff") })
 	})
 	if err != nil {
@@ -121,6 +124,39 @@ func removeEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at, lastSe
 	return nil
 }
 
+// checkAdded refuses a diff that adds an entry twice, or (after the removals
+// of the same diff) adds one that is still current. SQLite serialises
+// writers, so nothing can change between this check and the insert.
+func checkAdded(ctx context.Context, tx *sql.Tx, streamID int64, hasParent bool, added []store.Entry) error {
+	seen := make(map[string]struct{}, len(added))
+	for _, e := range added {
+		k := e.Name + "\x00" + e.Version + "\x00" + e.Checksum.Key()
+		if _, dup := seen[k]; dup {
+			return fmt.Errorf("saving snapshot: %w: added entry %s %s %s is listed twice", store.ErrConflict, e.Name, e.Version, e.Checksum)
+		}
+		seen[k] = struct{}{}
+	}
+	if !hasParent || len(added) == 0 {
+		return nil // a stream's first snapshot: nothing is current yet
+	}
+	stmt, err := tx.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM entries
+		WHERE stream_id = ? AND name = ? AND version = ? AND checksum = ? AND left_snapshot IS NULL)`)
+	if err != nil {
+		return fmt.Errorf("saving snapshot: checking added entries: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range added {
+		var current bool
+		if err := stmt.QueryRowContext(ctx, streamID, e.Name, e.Version, common.Checksum(e.Checksum)).Scan(&current); err != nil {
+			return fmt.Errorf("saving snapshot: checking added entries: %w", err)
+		}
+		if current {
+			return fmt.Errorf("saving snapshot: %w: added entry %s %s %s is already current", store.ErrConflict, e.Name, e.Version, e.Checksum)
+		}
+	}
+	return nil
+}
+
 // addEntries inserts added in multi-row INSERTs; partial is called once,
 // after the first of them.
 func addEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at int64, added []store.Entry, partial func()) error {
@@ -128,27 +164,34 @@ func addEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at int64, add
 		partial()
 		return nil
 	}
-	const cols = `INSERT INTO entries (stream_id, name, version, checksum, first_snapshot, first_seen) VALUES `
+	// checkAdded ran first. INSERT OR IGNORE plus a row count: SQLite needs
+	// no statement journal for a statement that cannot abort half-way. The
+	// per-snapshot constants are integers written into the statement, so
+	// each row binds 3 values.
 	build := func(n int) string {
 		var b strings.Builder
-		b.WriteString(cols)
+		b.WriteString(`INSERT OR IGNORE INTO entries (stream_id, first_snapshot, first_seen, name, version, checksum) VALUES `)
+		row := fmt.Sprintf("(%d,%d,%d,?,?,?)", streamID, snapID, at)
 		for i := range n {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?,?,?,?,?,?)")
+			b.WriteString(row)
 		}
 		return b.String()
 	}
 	var full *sql.Stmt
-	args := make([]any, 0, insertBatch*6)
+	args := make([]any, 0, insertBatch*3)
 	for start := 0; start < len(added); start += insertBatch {
 		chunk := added[start:min(start+insertBatch, len(added))]
 		args = args[:0]
 		for _, e := range chunk {
-			args = append(args, streamID, e.Name, e.Version, common.Checksum(e.Checksum), snapID, at)
+			args = append(args, e.Name, e.Version, common.Checksum(e.Checksum))
 		}
-		var err error
+		var (
+			res sql.Result
+			err error
+		)
 		if len(chunk) == insertBatch {
 			if full == nil {
 				if full, err = tx.PrepareContext(ctx, build(insertBatch)); err != nil {
@@ -156,15 +199,17 @@ func addEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at int64, add
 				}
 				defer full.Close()
 			}
-			_, err = full.ExecContext(ctx, args...)
+			res, err = full.ExecContext(ctx, args...)
 		} else {
-			_, err = tx.ExecContext(ctx, build(len(chunk)), args...)
-		}
-		if isUnique(err) {
-			return fmt.Errorf("saving snapshot: %w: an added entry is already current (or listed twice)", store.ErrConflict)
+			res, err = tx.ExecContext(ctx, build(len(chunk)), args...)
 		}
 		if err != nil {
 			return fmt.Errorf("saving snapshot: adding entries: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("saving snapshot: adding entries: %w", err)
+		} else if n != int64(len(chunk)) {
+			return fmt.Errorf("saving snapshot: %d of %d added entries not inserted", int64(len(chunk))-n, len(chunk))
 		}
 		if start == 0 {
 			partial()

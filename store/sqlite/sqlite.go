@@ -123,6 +123,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// BusyTimeout. Reads use a separate pool with deferred transactions.
 	wq := params()
 	wq.Add("_txlock", "immediate")
+	// Statement journals (needed by multi-row INSERTs that may violate a
+	// unique index) in memory, and a page cache big enough for a large
+	// index's B-tree pages: a first snapshot otherwise spends most of its
+	// time in file I/O.
+	wq.Add("_pragma", "temp_store(MEMORY)")
+	wq.Add("_pragma", "cache_size(-65536)")
 	db, err := sql.Open("sqlite", "file:"+cfg.Path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store: %w", err)
