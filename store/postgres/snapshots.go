@@ -82,6 +82,24 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap store.Snapshot, diff stor
 			}
 		}
 		s.hook("save_snapshot.diff")
+		if err := common.CheckDuplicates(diff.Added); err != nil {
+			return fmt.Errorf("saving snapshot: %w", err)
+		}
+		if snap.Parent != 0 && len(diff.Added) > 0 {
+			// The stream row lock serialises saves of this stream, so no
+			// entry can become current between this check and the COPY.
+			names, versions, sums := columns(diff.Added)
+			var current int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM entries e
+				JOIN unnest($2::text[], $3::text[], $4::text[]) AS r(name, version, checksum)
+				ON e.name = r.name AND e.version = r.version AND e.checksum = r.checksum
+				WHERE e.stream_id = $1 AND e.left_snapshot IS NULL`, streamID, names, versions, sums).Scan(&current); err != nil {
+				return fmt.Errorf("saving snapshot: checking added entries: %w", err)
+			}
+			if current > 0 {
+				return fmt.Errorf("saving snapshot: %w: %d added entries are already current", store.ErrConflict, current)
+			}
+		}
 		if len(diff.Added) > 0 {
 			_, err := tx.CopyFrom(ctx, pgx.Identifier{"entries"},
 				[]string{"stream_id", "name", "version", "checksum", "first_snapshot", "first_seen"},
@@ -89,9 +107,6 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap store.Snapshot, diff stor
 					e := diff.Added[i]
 					return []any{streamID, e.Name, e.Version, common.Checksum(e.Checksum), id, fetched}, nil
 				}))
-			if isUnique(err) {
-				return fmt.Errorf("saving snapshot: %w: an added entry is already current (or listed twice)", store.ErrConflict)
-			}
 			if err != nil {
 				return fmt.Errorf("saving snapshot: adding entries: %w", err)
 			}

@@ -128,13 +128,8 @@ func removeEntries(ctx context.Context, tx *sql.Tx, streamID, snapID, at, lastSe
 // of the same diff) adds one that is still current. SQLite serialises
 // writers, so nothing can change between this check and the insert.
 func checkAdded(ctx context.Context, tx *sql.Tx, streamID int64, hasParent bool, added []store.Entry) error {
-	seen := make(map[string]struct{}, len(added))
-	for _, e := range added {
-		k := e.Name + "\x00" + e.Version + "\x00" + e.Checksum.Key()
-		if _, dup := seen[k]; dup {
-			return fmt.Errorf("saving snapshot: %w: added entry %s %s %s is listed twice", store.ErrConflict, e.Name, e.Version, e.Checksum)
-		}
-		seen[k] = struct{}{}
+	if err := common.CheckDuplicates(added); err != nil {
+		return fmt.Errorf("saving snapshot: %w", err)
 	}
 	if !hasParent || len(added) == 0 {
 		return nil // a stream's first snapshot: nothing is current yet

@@ -103,6 +103,19 @@ func ValidateSnapshot(s store.Snapshot, d store.Diff) error {
 	return nil
 }
 
+// CheckDuplicates refuses a diff that adds the same entry twice.
+func CheckDuplicates(added []store.Entry) error {
+	seen := make(map[string]struct{}, len(added))
+	for _, e := range added {
+		k := e.Name + "\x00" + e.Version + "\x00" + e.Checksum.Key()
+		if _, dup := seen[k]; dup {
+			return fmt.Errorf("%w: added entry %s %s %s is listed twice", store.ErrConflict, e.Name, e.Version, e.Checksum)
+		}
+		seen[k] = struct{}{}
+	}
+	return nil
+}
+
 // CheckCount checks a snapshot's entry count against its parent's and the
 // diff.
 func CheckCount(s store.Snapshot, parentCount int, d store.Diff) error {
