@@ -320,19 +320,15 @@ func ClaimsFromLock(ctx context.Context, r io.Reader, o LockOptions) ([]*vouchv1
 
 // repositoryFromURL strips "/<file>.apk" and then "/<arch>" from a package
 // URL: the repository base that apk appends "<arch>/APKINDEX.tar.gz" to.
+// The rest is kept as written (a relative "./x" stays relative).
 func repositoryFromURL(u, arch string) string {
-	dir := path.Dir(u)
-	if u == "" || dir == "." {
+	i := strings.LastIndex(u, "/")
+	if i <= 0 {
 		return ""
 	}
-	if path.Base(dir) == arch {
-		dir = path.Dir(dir)
-	}
-	// path.Dir collapses "https://" to "https:/"; restore it.
-	for _, scheme := range []string{"https:/", "http:/", "file:/"} {
-		if strings.HasPrefix(dir, scheme) && !strings.HasPrefix(dir, scheme+"/") {
-			dir = scheme + "/" + dir[len(scheme):]
-		}
+	dir := u[:i]
+	if rest, ok := strings.CutSuffix(dir, "/"+arch); ok && rest != "" {
+		dir = rest
 	}
 	return dir
 }
