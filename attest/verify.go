@@ -1,7 +1,6 @@
 package attest
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,10 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Errors returned by Verify. Every one is a refusal; callers MUST NOT fall
@@ -59,6 +55,12 @@ type Expect struct {
 	// PredicateType, when set, is the only predicate type accepted; when
 	// empty, PredicateTypeSPDX and PredicateTypeVSA are.
 	PredicateType string
+	// SkipPredicateDecode leaves Verified.SPDX and Verified.VSA nil: the
+	// predicate is still checked to be well-formed JSON of an accepted type,
+	// but not decoded into the typed model. Decoding a large SPDX document
+	// costs far more than verifying its signature; callers that only need
+	// the verdict set this.
+	SkipPredicateDecode bool
 }
 
 // Verified is a verified attestation.
@@ -126,7 +128,8 @@ func (ks *KeySet) IDs() []string { return slices.Clone(ks.ids) }
 // (ErrUnknownKey), signature over the DSSE PAE verifies (ErrBadSignature),
 // payload is an in-toto Statement v1 (ErrMalformed), one subject has
 // want.SubjectSHA256 (ErrSubjectMismatch), predicate type is wanted
-// (ErrPredicateType), predicate parses as its type (ErrMalformed).
+// (ErrPredicateType), predicate parses as its type (ErrMalformed; skipped
+// with want.SkipPredicateDecode).
 // Transparency-log entries and timestamps in a bundle are ignored: trust
 // comes from the key alone, as with `cosign … --key --insecure-ignore-tlog`.
 func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
@@ -153,9 +156,7 @@ func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
 	}
 
 	out := &Verified{KeyID: keyID, Bundle: isBundle}
-	dec := json.NewDecoder(bytes.NewReader(env.Payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&out.Statement); err != nil {
+	if err := decodeStatement(env.Payload, &out.Statement); err != nil {
 		return nil, fmt.Errorf("%w: statement: %v", ErrMalformed, err)
 	}
 	st := &out.Statement
@@ -180,11 +181,22 @@ func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
 	if want.PredicateType != "" && st.PredicateType != want.PredicateType {
 		return nil, fmt.Errorf("%w: %q; want %q", ErrPredicateType, st.PredicateType, want.PredicateType)
 	}
+	if st.PredicateType != PredicateTypeSPDX && st.PredicateType != PredicateTypeVSA {
+		return nil, fmt.Errorf("%w: %q is neither %q nor %q", ErrPredicateType, st.PredicateType, PredicateTypeSPDX, PredicateTypeVSA)
+	}
+	if want.SkipPredicateDecode {
+		return out, nil
+	}
 	switch st.PredicateType {
 	case PredicateTypeSPDX:
+		// Decoded straight into the SPDX 2.3 model: tools-golang's reader
+		// would first decode into a generic map to find the version.
 		doc := &spdx.Document{}
-		if err := spdxjson.ReadInto(bytes.NewReader(st.Predicate), doc); err != nil {
+		if err := json.Unmarshal(st.Predicate, doc); err != nil {
 			return nil, fmt.Errorf("%w: SPDX predicate: %v", ErrMalformed, err)
+		}
+		if doc.SPDXVersion != spdx.Version {
+			return nil, fmt.Errorf("%w: SPDX predicate version %q; want %q", ErrMalformed, doc.SPDXVersion, spdx.Version)
 		}
 		out.SPDX = doc
 	case PredicateTypeVSA:
@@ -193,64 +205,171 @@ func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
 			return nil, fmt.Errorf("%w: VSA predicate: %v", ErrMalformed, err)
 		}
 		out.VSA = v
-	default:
-		return nil, fmt.Errorf("%w: %q is neither %q nor %q", ErrPredicateType, st.PredicateType, PredicateTypeSPDX, PredicateTypeVSA)
 	}
 	return out, nil
 }
 
-// decodeAttestation reads a bundle or an envelope. For a bundle, hint is the
-// public key hint of its verification material.
+// decodeAttestation reads a Sigstore bundle (the protobuf-specs Bundle
+// message in its JSON mapping: camelCase or original field names, base64
+// bytes) or a bare DSSE envelope. For a bundle, hint is the public key hint
+// of its verification material. Fields Verify does not use (tlog entries,
+// timestamps, unknown fields) are checked for JSON well-formedness and
+// ignored.
 func decodeAttestation(data []byte) (env *envelope, hint string, isBundle bool, err error) {
-	var probe struct {
-		MediaType   *string `json:"mediaType"`
-		PayloadType *string `json:"payloadType"`
+	var (
+		mediaType, payloadType          *string
+		hasMaterial, hasKey, hasMessage bool
+		bundleEnv                       *envelope
+		bare                            envelope
+	)
+	s := &jsonScanner{b: data}
+	err = s.object(func(key string) error {
+		switch key {
+		case "mediaType", "media_type":
+			v, err := s.str()
+			mediaType = &v
+			return err
+		case "verificationMaterial", "verification_material":
+			hasMaterial = true
+			return s.object(func(key string) error {
+				if key != "publicKey" && key != "public_key" {
+					return s.skip(0)
+				}
+				hasKey = true
+				return s.object(func(key string) error {
+					if key != "hint" {
+						return s.skip(0)
+					}
+					var err error
+					hint, err = s.str()
+					return err
+				})
+			})
+		case "dsseEnvelope", "dsse_envelope":
+			bundleEnv = &envelope{}
+			return decodeEnvelope(s, bundleEnv)
+		case "messageSignature", "message_signature":
+			hasMessage = true
+			return s.skip(0)
+		case "payloadType", "payload_type", "payload", "signatures":
+			return decodeEnvelopeField(s, key, &bare, &payloadType)
+		default:
+			return s.skip(0)
+		}
+	})
+	if err == nil && !s.end() {
+		err = fmt.Errorf("%w: trailing data", errJSON)
 	}
-	if err := json.Unmarshal(data, &probe); err != nil {
+	if err != nil {
 		return nil, "", false, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	switch {
-	case probe.MediaType != nil:
-		if !slices.Contains(supportedBundleMediaTypes, *probe.MediaType) {
-			return nil, "", true, fmt.Errorf("%w: bundle media type %q", ErrMalformed, *probe.MediaType)
+	case mediaType != nil:
+		if !slices.Contains(supportedBundleMediaTypes, *mediaType) {
+			return nil, "", true, fmt.Errorf("%w: bundle media type %q", ErrMalformed, *mediaType)
 		}
-		var b protobundle.Bundle
-		if err := protojson.Unmarshal(data, &b); err != nil {
-			return nil, "", true, fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
-		}
-		vm := b.GetVerificationMaterial()
-		if vm == nil {
+		if !hasMaterial {
 			return nil, "", true, fmt.Errorf("%w: bundle without verification material", ErrMalformed)
 		}
-		pk := vm.GetPublicKey()
-		if pk == nil {
+		if !hasKey {
 			return nil, "", true, fmt.Errorf("%w: bundle verification material is a certificate, not a public key hint", ErrUnknownKey)
 		}
-		de := b.GetDsseEnvelope()
-		if de == nil {
+		if bundleEnv == nil || hasMessage {
 			return nil, "", true, fmt.Errorf("%w: bundle content is not a DSSE envelope", ErrMalformed)
 		}
-		env = &envelope{PayloadType: de.GetPayloadType(), Payload: de.GetPayload()}
-		for _, s := range de.GetSignatures() {
-			env.Signatures = append(env.Signatures, envelopeSignature{KeyID: s.GetKeyid(), Sig: s.GetSig()})
+		if len(bundleEnv.Signatures) != 1 {
+			// Sigstore bundle: a DSSE envelope carries exactly one signature.
+			return nil, "", true, fmt.Errorf("%w: bundle envelope has %d signatures; want 1", ErrMalformed, len(bundleEnv.Signatures))
 		}
-		if len(env.Signatures) != 1 {
-			// Sigstore bundle v0.3: a DSSE envelope MUST carry exactly one signature.
-			return nil, "", true, fmt.Errorf("%w: bundle envelope has %d signatures; want 1", ErrMalformed, len(env.Signatures))
-		}
-		return env, pk.GetHint(), true, nil
-	case probe.PayloadType != nil:
-		env = &envelope{}
-		if err := json.Unmarshal(data, env); err != nil {
-			return nil, "", false, fmt.Errorf("%w: DSSE envelope: %v", ErrMalformed, err)
-		}
-		if len(env.Signatures) == 0 {
+		return bundleEnv, hint, true, nil
+	case payloadType != nil:
+		if len(bare.Signatures) == 0 {
 			return nil, "", false, fmt.Errorf("%w: DSSE envelope without signatures", ErrMalformed)
 		}
-		return env, "", false, nil
+		return &bare, "", false, nil
 	default:
 		return nil, "", false, fmt.Errorf("%w: neither a Sigstore bundle (mediaType) nor a DSSE envelope (payloadType)", ErrMalformed)
 	}
+}
+
+// decodeEnvelope reads a DSSE envelope object into env.
+func decodeEnvelope(s *jsonScanner, env *envelope) error {
+	var pt *string
+	return s.object(func(key string) error {
+		return decodeEnvelopeField(s, key, env, &pt)
+	})
+}
+
+// decodeEnvelopeField reads one DSSE envelope field (DSSE envelope.md:
+// payloadType, payload (base64), signatures [{keyid, sig (base64)}]).
+func decodeEnvelopeField(s *jsonScanner, key string, env *envelope, payloadType **string) error {
+	var err error
+	switch key {
+	case "payloadType", "payload_type":
+		env.PayloadType, err = s.str()
+		*payloadType = &env.PayloadType
+	case "payload":
+		env.Payload, err = s.bytesB64()
+	case "signatures":
+		err = s.array(func() error {
+			var sig envelopeSignature
+			err := s.object(func(key string) error {
+				var err error
+				switch key {
+				case "keyid":
+					sig.KeyID, err = s.str()
+				case "sig":
+					sig.Sig, err = s.bytesB64()
+				default:
+					err = s.skip(0)
+				}
+				return err
+			})
+			env.Signatures = append(env.Signatures, sig)
+			return err
+		})
+	default:
+		err = s.skip(0)
+	}
+	return err
+}
+
+// decodeStatement reads an in-toto Statement v1 strictly: exactly the four
+// fields, each once (in-toto Statement v1; cosign refuses anything else),
+// keeping the predicate bytes as signed.
+func decodeStatement(payload []byte, st *Statement) error {
+	s := &jsonScanner{b: payload}
+	n := 0
+	err := s.object(func(key string) error {
+		n++
+		var err error
+		switch key {
+		case "_type":
+			st.Type, err = s.str()
+		case "predicateType":
+			st.PredicateType, err = s.str()
+		case "subject":
+			var raw []byte
+			if raw, err = s.raw(); err == nil {
+				err = json.Unmarshal(raw, &st.Subject)
+			}
+		case "predicate":
+			var raw []byte
+			if raw, err = s.raw(); err == nil {
+				st.Predicate = raw
+			}
+		default:
+			err = fmt.Errorf("unknown statement field %q", key)
+		}
+		return err
+	})
+	if err == nil && !s.end() {
+		err = fmt.Errorf("%w: trailing data", errJSON)
+	}
+	if err == nil && n != 4 {
+		err = fmt.Errorf("statement has %d of its 4 fields", n)
+	}
+	return err
 }
 
 // verifyEnvelope accepts the envelope when one signature verifies over
