@@ -26,13 +26,9 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 		a.ID = store.NewID(a.Time)
 	}
 	err := s.write(ctx, "append_attestation", func(tx pgx.Tx) error {
-		subjects := a.Subjects
-		if subjects == nil {
-			subjects = []store.Subject{}
-		}
 		var seq int64
 		err := tx.QueryRow(ctx, `INSERT INTO attestations (id, created_at, builder, verdict, subjects) VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
-			a.ID, common.Trunc(a.Time), a.Builder, a.Verdict, common.JSON(subjects)).Scan(&seq)
+			a.ID, common.Trunc(a.Time), a.Builder, a.Verdict, common.EncodeSubjects(a.Subjects)).Scan(&seq)
 		if isUnique(err) {
 			return fmt.Errorf("appending attestation %s: %w: id exists", a.ID, store.ErrConflict)
 		}
@@ -143,15 +139,16 @@ func (s *Store) ListAttestations(ctx context.Context, q store.AttestationQuery) 
 	}
 	if cur != nil {
 		t := arg(common.FromMicro(cur.TimeMicro))
-		where = append(where, `(a.created_at < `+t+` OR (a.created_at = `+t+` AND a.id COLLATE "C" < `+arg(cur.ID)+`))`)
+		where = append(where, `(a.created_at < `+t+` OR (a.created_at = `+t+` AND a.id < `+arg(cur.ID)+`))`)
 	}
 	size := common.PageSize(q.PageSize)
 	query := `SELECT a.seq, a.id, a.created_at, a.builder, a.verdict, a.subjects FROM attestations a`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	// COLLATE "C": ids compare bytewise, as in the page token.
-	query += fmt.Sprintf(` ORDER BY a.created_at DESC, a.id COLLATE "C" DESC LIMIT %d`, size+1)
+	// ids are COLLATE "C" (migration 3): they compare bytewise, as in
+	// SQLite, and the order matches the attestations_time index.
+	query += fmt.Sprintf(` ORDER BY a.created_at DESC, a.id DESC LIMIT %d`, size+1)
 	out, err := s.loadAttestations(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing attestations: %w", err)
@@ -189,9 +186,9 @@ func (s *Store) loadAttestations(ctx context.Context, query string, args ...any)
 			return nil, err
 		}
 		a.Time = utc(at)
-		if err := json.Unmarshal([]byte(subjects), &a.Subjects); err != nil {
+		if a.Subjects, err = common.DecodeSubjects(subjects); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("reading subjects: %w", err)
+			return nil, err
 		}
 		out = append(out, a)
 		seqs = append(seqs, seq)

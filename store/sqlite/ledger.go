@@ -22,7 +22,7 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 	}
 	err := s.write(ctx, "append_attestation", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO attestations (id, created_at, builder, verdict, subjects) VALUES (?, ?, ?, ?, ?)`,
-			a.ID, common.Micro(a.Time), a.Builder, a.Verdict, common.JSON(nonNilSubjects(a.Subjects)))
+			a.ID, common.Micro(a.Time), a.Builder, a.Verdict, common.EncodeSubjects(a.Subjects))
 		if isUnique(err) {
 			return fmt.Errorf("appending attestation %s: %w: id exists", a.ID, store.ErrConflict)
 		}
@@ -75,13 +75,6 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 		return "", err
 	}
 	return a.ID, nil
-}
-
-func nonNilSubjects(s []store.Subject) []store.Subject {
-	if s == nil {
-		return []store.Subject{}
-	}
-	return s
 }
 
 func nonNilMap(m map[string]string) map[string]string {
@@ -209,9 +202,9 @@ func (s *Store) loadAttestations(ctx context.Context, query string, args ...any)
 			return nil, err
 		}
 		a.Time = common.FromMicro(at)
-		if err := json.Unmarshal([]byte(subjects), &a.Subjects); err != nil {
+		if a.Subjects, err = common.DecodeSubjects(subjects); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("reading subjects: %w", err)
+			return nil, err
 		}
 		out = append(out, a)
 		seqs = append(seqs, seq)
@@ -285,6 +278,4 @@ func (s *Store) loadAttestations(ctx context.Context, query string, args ...any)
 	return out, nil
 }
 
-var errNoRows = sql.ErrNoRows
-
-func notFound(err error) bool { return errors.Is(err, errNoRows) }
+func notFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }

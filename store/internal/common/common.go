@@ -72,6 +72,35 @@ func JSON(v any) string {
 	return string(b)
 }
 
+// subjectJSON is the stored form of a store.Subject: explicit names, so the
+// stored data does not depend on Go field names.
+type subjectJSON struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// EncodeSubjects renders subjects for a text column.
+func EncodeSubjects(subjects []store.Subject) string {
+	out := make([]subjectJSON, len(subjects))
+	for i, s := range subjects {
+		out[i] = subjectJSON{Name: s.Name, Digest: s.Digest}
+	}
+	return JSON(out)
+}
+
+// DecodeSubjects reads what EncodeSubjects wrote; an empty list is nil.
+func DecodeSubjects(text string) ([]store.Subject, error) {
+	var in []subjectJSON
+	if err := json.Unmarshal([]byte(text), &in); err != nil {
+		return nil, fmt.Errorf("reading subjects: %w", err)
+	}
+	var out []store.Subject
+	for _, s := range in {
+		out = append(out, store.Subject{Name: s.Name, Digest: s.Digest})
+	}
+	return out, nil
+}
+
 // ValidateSnapshot checks a SaveSnapshot call that does not need stored
 // state.
 func ValidateSnapshot(s store.Snapshot, d store.Diff) error {
