@@ -84,3 +84,48 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Errorf("after reopen LatestSnapshot = %d %q, %v; want %d %q", got.ID, got.Raw, err, id, "raw")
 	}
 }
+
+// TestTwoStoresOneFile saves concurrently through two Store values on one
+// file (as two processes would): the immediate transactions and the busy
+// timeout serialise them, so one wins and the other sees ErrConflict, never
+// a "database is locked" failure.
+func TestTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vouch.db")
+	var stores [2]store.Store
+	for i := range stores {
+		s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+		if err != nil {
+			t.Fatalf("sqlite.Open = %v", err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	entries := storetest.Entries(20000, 9)
+	errs := make(chan error, 2)
+	for i, s := range stores {
+		go func() {
+			raw := []byte{byte(i)}
+			_, err := s.SaveSnapshot(ctx, storetest.NewSnapshot("wolfi", "x86_64", 0, len(entries), raw, storetest.Time()), store.Diff{Added: entries})
+			errs <- err
+		}()
+	}
+	var ok, conflict int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrConflict):
+			conflict++
+		default:
+			t.Errorf("SaveSnapshot = %v, want nil or ErrConflict", err)
+		}
+	}
+	if ok != 1 || conflict != 1 {
+		t.Errorf("%d saved, %d conflicts; want 1 and 1", ok, conflict)
+	}
+	seen, err := stores[1].SeenEntries(ctx, "wolfi", "x86_64")
+	if err != nil || len(seen) != len(entries) {
+		t.Errorf("SeenEntries = %d, %v; want %d", len(seen), err, len(entries))
+	}
+}
