@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -185,20 +184,38 @@ func PolicyDigestBytes(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-var (
-	hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	digestHex = regexp.MustCompile(`^[0-9a-f]+$`)
-	// apkToken: what P:, V: and A: may hold (no whitespace, no control
-	// characters, no '/', which would break the download path and purl).
-	apkToken = regexp.MustCompile(`^[A-Za-z0-9._+~@-]+$`)
-)
+func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+// isAPKTokenByte: what P:, V: and A: may hold (no whitespace, no control
+// characters, no '/', which would break the download path and purl).
+func isAPKTokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '.' || c == '_' || c == '+' || c == '~' || c == '@' || c == '-'
+}
+
+// all reports whether s is non-empty and every byte satisfies ok. It
+// replaces regular expressions on the per-package validation path.
+func all(s string, ok func(byte) bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isHexSHA256 reports whether s is 64 lower-case hex characters.
+func isHexSHA256(s string) bool { return len(s) == 64 && all(s, isLowerHex) }
 
 func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidInput}, a...)...)
 }
 
-// validate checks in and returns the package identity key per package for
-// duplicate detection. It never modifies in.
+// validate checks every field of in (duplicates are sortedPackages' job).
+// It never modifies in.
 func (in *Input) validate() error {
 	if in.Subject.Name == "" {
 		return invalid("subject.name is empty")
@@ -206,11 +223,11 @@ func (in *Input) validate() error {
 	if strings.ContainsAny(in.Subject.Name, " \t\r\n") {
 		return invalid("subject.name %q contains whitespace", in.Subject.Name)
 	}
-	if !hexSHA256.MatchString(in.Subject.Digest["sha256"]) {
+	if !isHexSHA256(in.Subject.Digest["sha256"]) {
 		return invalid("subject.digest[sha256] %q is not 64 lower-case hex characters", in.Subject.Digest["sha256"])
 	}
 	for alg, d := range in.Subject.Digest {
-		if alg == "" || !digestHex.MatchString(d) {
+		if alg == "" || !all(d, isLowerHex) {
 			return invalid("subject.digest[%s] %q is not lower-case hex", alg, d)
 		}
 	}
@@ -223,33 +240,33 @@ func (in *Input) validate() error {
 	if in.Policy.URI == "" {
 		return invalid("policy.uri is empty")
 	}
-	if !hexSHA256.MatchString(in.Policy.SHA256) {
+	if !isHexSHA256(in.Policy.SHA256) {
 		return invalid("policy.sha256 %q is not 64 lower-case hex characters", in.Policy.SHA256)
 	}
 	for i := range in.Packages {
 		p := &in.Packages[i]
 		field := func(f string) string { return fmt.Sprintf("packages[%d].%s", i, f) }
 		for _, kv := range [][2]string{{"name", p.Name}, {"version", p.Version}, {"arch", p.Arch}} {
-			if !apkToken.MatchString(kv[1]) {
+			if !all(kv[1], isAPKTokenByte) {
 				return invalid("%s %q is empty or has characters outside [A-Za-z0-9._+~@-]", field(kv[0]), kv[1])
 			}
 		}
 		if p.Checksum.IsZero() || len(p.Checksum.Digest) != p.Checksum.Alg.Size() {
 			return invalid("%s is missing or malformed", field("checksum"))
 		}
-		if p.DataHash != "" && !hexSHA256.MatchString(p.DataHash) {
+		if p.DataHash != "" && !isHexSHA256(p.DataHash) {
 			return invalid("%s %q is not 64 lower-case hex characters", field("datahash"), p.DataHash)
 		}
 		if p.Repository.Name == "" {
 			return invalid("%s is empty", field("repository.name"))
 		}
-		if !apkToken.MatchString(p.Repository.Distro) {
+		if !all(p.Repository.Distro, isAPKTokenByte) {
 			return invalid("%s %q is empty or malformed", field("repository.distro"), p.Repository.Distro)
 		}
 		if p.Evidence.IndexURL == "" || strings.ContainsAny(p.Evidence.IndexURL, " \t\r\n") {
 			return invalid("%s %q is empty or has whitespace", field("evidence.index_url"), p.Evidence.IndexURL)
 		}
-		if !hexSHA256.MatchString(p.Evidence.IndexSHA256) {
+		if !isHexSHA256(p.Evidence.IndexSHA256) {
 			return invalid("%s %q is not 64 lower-case hex characters", field("evidence.index_sha256"), p.Evidence.IndexSHA256)
 		}
 		if p.Evidence.SigningKey == "" {

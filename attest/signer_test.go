@@ -146,7 +146,7 @@ func TestPolicyDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2, _ := PolicyDigest(cfg)
-	if d1 != d2 || !hexSHA256.MatchString(d1) {
+	if d1 != d2 || !isHexSHA256(d1) {
 		t.Errorf("PolicyDigest not stable: %s %s", d1, d2)
 	}
 	cfg.Repos[0].Keys[0] = "k2"

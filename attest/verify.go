@@ -136,7 +136,7 @@ func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
 	if keys == nil || len(keys.ids) == 0 {
 		return nil, fmt.Errorf("%w: no trusted keys", ErrUnknownKey)
 	}
-	if !hexSHA256.MatchString(want.SubjectSHA256) {
+	if !isHexSHA256(want.SubjectSHA256) {
 		return nil, invalid("expected subject sha256 %q is not 64 lower-case hex characters", want.SubjectSHA256)
 	}
 	if len(data) > maxAttestation {
