@@ -15,13 +15,13 @@ import (
 
 func TestRefreshLookupAndHistory(t *testing.T) {
 	ctx := context.Background()
-	key := newTestKey(t, "test.rsa.pub", 0)
+	key := testKey(t, "test.rsa.pub")
 	srv := newServer(t, true)
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
 	clk := newClock()
 	st := openStore(t, "")
-	cfg := testConfig(st, clk, keyringOf(t, key), srv.URL+"/os")
+	cfg := testConfig(st, clk, key.Keyring(), srv.URL+"/os")
 	cfg.Repositories[0].RootCAs = pool
 	reg := prometheus.NewPedanticRegistry()
 	cfg.Registerer = reg
@@ -117,8 +117,8 @@ func TestRefreshLookupAndHistory(t *testing.T) {
 
 func TestLookupUnknown(t *testing.T) {
 	ctx := context.Background()
-	key := newTestKey(t, "test.rsa.pub", 0)
-	c := newCache(t, testConfig(openStore(t, ""), newClock(), keyringOf(t, key), "https://example.org/os"))
+	key := testKey(t, "test.rsa.pub")
+	c := newCache(t, testConfig(openStore(t, ""), newClock(), key.Keyring(), "https://example.org/os"))
 	for _, tc := range []struct{ name, repo, arch string }{
 		{name: "unknown repository", repo: "other", arch: testArch},
 		{name: "unknown arch", repo: "test", arch: "riscv64"},
@@ -135,8 +135,8 @@ func TestLookupUnknown(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
-	key := newTestKey(t, "test.rsa.pub", 0)
-	cfg := testConfig(openStore(t, ""), newClock(), keyringOf(t, key), "https://packages.example.org/os", "http://mirror.internal:8080/wolfi/")
+	key := testKey(t, "test.rsa.pub")
+	cfg := testConfig(openStore(t, ""), newClock(), key.Keyring(), "https://packages.example.org/os", "http://mirror.internal:8080/wolfi/")
 	cfg.Repositories[0].Architectures = []string{"x86_64", "aarch64"}
 	c := newCache(t, cfg)
 	for _, tc := range []struct {
@@ -170,9 +170,9 @@ func TestResolve(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	key := newTestKey(t, "test.rsa.pub", 0)
+	key := testKey(t, "test.rsa.pub")
 	st := openStore(t, "")
-	good := func() Config { return testConfig(st, newClock(), keyringOf(t, key), "https://example.org/os") }
+	good := func() Config { return testConfig(st, newClock(), key.Keyring(), "https://example.org/os") }
 	for _, tc := range []struct {
 		name    string
 		mutate  func(*Config)

@@ -1,15 +1,8 @@
 package index
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // apk v2 identities are SHA-1.
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -22,46 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vouchdev/vouch/apk"
+	"github.com/vouchdev/vouch/internal/testrepo"
 	"github.com/vouchdev/vouch/store"
 	_ "github.com/vouchdev/vouch/store/sqlite"
 )
 
-// The helpers below build signed APKINDEX.tar.gz files locally (the shared
-// test repository builder was still being written when this package was).
-
-type testKey struct {
-	name string
-	priv *rsa.PrivateKey
-}
-
-var keyCache sync.Map // string -> *testKey
-
-// newTestKey returns a cached 2048-bit key; equal (name, variant) give the
-// same key, another variant a different key under the same name.
-func newTestKey(tb testing.TB, name string, variant int) *testKey {
-	tb.Helper()
-	id := fmt.Sprintf("%s#%d", name, variant)
-	if k, ok := keyCache.Load(id); ok {
-		return k.(*testKey)
-	}
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	k, _ := keyCache.LoadOrStore(id, &testKey{name: name, priv: priv})
-	return k.(*testKey)
-}
-
-func keyringOf(tb testing.TB, keys ...*testKey) *apk.Keyring {
-	tb.Helper()
-	kr := apk.NewKeyring()
-	for _, k := range keys {
-		if err := kr.AddKey(k.name, &k.priv.PublicKey); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return kr
-}
+// testKey returns the process-wide 2048-bit test key of that name.
+func testKey(tb testing.TB, name string) *testrepo.Key { return testrepo.MustKey(tb, name) }
 
 // pkg is one index entry; salt changes its checksum (equivocation).
 type pkg struct {
@@ -73,70 +33,33 @@ func (p pkg) checksum() apk.Checksum {
 	return apk.SHA1Checksum(sha1.Sum([]byte(p.name + "\x00" + p.version + "\x00" + p.salt))) //nolint:gosec // test identity
 }
 
-// indexText renders APKINDEX records for arch.
-func indexText(arch string, pkgs []pkg) []byte {
-	var b bytes.Buffer
+func (p pkg) entry(arch string) apk.Entry {
+	return apk.Entry{
+		Checksum: p.checksum(), Name: p.name, Version: p.version, Arch: arch, Size: 1234, InstalledSize: 5678,
+		Description: "test package " + p.name, License: "MIT", Origin: p.name, BuildTime: 1700000000,
+		Depends: "so:libc.so.6",
+	}
+}
+
+// buildIndex builds an index of pkgs for arch signed by k, with an
+// optional deliberate defect.
+func buildIndex(tb testing.TB, k *testrepo.Key, arch, desc string, pkgs []pkg, defect testrepo.IndexDefect) []byte {
+	tb.Helper()
+	ix := testrepo.Index{Description: desc, Signers: []testrepo.Signer{{Key: k}}, Defect: defect, BombSize: 8 << 20}
 	for _, p := range pkgs {
-		fmt.Fprintf(&b, "C:%s\nP:%s\nV:%s\nA:%s\nS:1234\nI:5678\nT:test package %s\nU:https://example.org/%s\nL:MIT\no:%s\nm:Test <t@example.org>\nt:1700000000\nD:so:libc.so.6\n\n",
-			p.checksum(), p.name, p.version, arch, p.name, p.name, p.name)
+		ix.Entries = append(ix.Entries, p.entry(arch))
 	}
-	return b.Bytes()
-}
-
-// gzTar gzips a tar of the given files; with cut, no end-of-archive blocks.
-func gzTar(tb testing.TB, level int, cut bool, files ...tarFile) []byte {
-	tb.Helper()
-	var out bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&out, level)
+	b, err := ix.Build()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tw := tar.NewWriter(zw)
-	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg, Format: tar.FormatUSTAR}); err != nil {
-			tb.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if cut {
-		err = tw.Flush()
-	} else {
-		err = tw.Close()
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return out.Bytes()
+	return b
 }
 
-type tarFile struct {
-	name string
-	data []byte
-}
-
-// sign prepends a signature member by k (RSA256) over body (APK-FORMAT §1.2).
-func sign(tb testing.TB, k *testKey, body []byte) []byte {
+// signedIndex builds a well-formed index of pkgs for arch signed by k.
+func signedIndex(tb testing.TB, k *testrepo.Key, arch, desc string, pkgs []pkg) []byte {
 	tb.Helper()
-	d := sha256.Sum256(body)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, k.priv, crypto.SHA256, d[:])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	head := gzTar(tb, gzip.DefaultCompression, true, tarFile{".SIGN.RSA256." + k.name, sig})
-	return append(head, body...)
-}
-
-// signedIndex builds a signed index of pkgs for arch.
-func signedIndex(tb testing.TB, k *testKey, arch, desc string, pkgs []pkg) []byte {
-	tb.Helper()
-	body := gzTar(tb, gzip.DefaultCompression, false,
-		tarFile{"DESCRIPTION", []byte(desc)}, tarFile{"APKINDEX", indexText(arch, pkgs)})
-	return sign(tb, k, body)
+	return buildIndex(tb, k, arch, desc, pkgs, testrepo.IdxOK)
 }
 
 // clock is an injectable test clock.

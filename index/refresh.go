@@ -295,15 +295,29 @@ func (c *Cache) refreshStream(ctx context.Context, s *stream) RefreshResult {
 		s.lastSuccess = c.now()
 		s.failKey = ""
 	}
-	record := res.Outcome == Failed && res.Err != nil && s.failKey != res.Err.Error()
+	record := res.Outcome == Failed && res.Err != nil && s.failKey != failureKind(res.Err)
 	if record {
-		s.failKey = res.Err.Error()
+		s.failKey = failureKind(res.Err)
 	}
 	s.mu.Unlock()
 	if record {
 		c.recordEvent(ctx, s, store.Event{Kind: store.EventRefreshFailure, Detail: truncate(res.Err.Error(), 2000)})
 	}
 	return res
+}
+
+// failureKind classifies a refresh failure, so that a source failing the
+// same way on every refresh records one event, not one per attempt.
+func failureKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{{ErrTimeout, "timeout"}, {ErrTooLarge, "too_large"}, {ErrVerify, "verify"}, {ErrStore, "store"}, {ErrBusy, "busy"}, {ErrFetch, "fetch"}} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
 }
 
 func truncate(s string, n int) string {
