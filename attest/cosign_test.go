@@ -16,7 +16,7 @@ import (
 // TestCosign checks that the real cosign CLI verifies what Issue produces —
 // bundles and legacy DSSE envelopes, SPDX and VSA, ECDSA P-256 and Ed25519
 // keys — offline, with the public key and no transparency log, and that it
-// refuses a wrong key, a wrong digest and a tampered payload. It skips when
+// refuses a wrong key, a wrong digest, a tampered payload and a wrong --type. It skips when
 // cosign is not installed (scripts/tools.sh cosign) and fails under CI=true.
 // Cases run one after another: cosign is a large binary and CI has 2 cores.
 func TestCosign(t *testing.T) {
@@ -60,11 +60,13 @@ func TestCosign(t *testing.T) {
 			tamperedBundle := write(prefix+".tampered.sigstore.json", tamperPayload(t, a.Bundle))
 			tamperedEnv := write(prefix+".tampered.dsse.json", tamperPayload(t, a.Envelope))
 
+			wrongType := map[string]string{PredicateTypeSPDX: PredicateTypeVSA, PredicateTypeVSA: "spdxjson"}[a.PredicateType]
 			tests := []struct {
 				name       string
 				material   []string // --bundle F or --signature F
 				key        string
 				digest     string
+				typ        string // --type; default the attestation's own
 				wantErr    bool
 				wantStderr string
 			}{
@@ -76,11 +78,17 @@ func TestCosign(t *testing.T) {
 				{name: "envelope wrong digest", material: []string{"--signature", env}, key: pubs[kt], digest: wrongDigest, wantErr: true, wantStderr: "no matching subject digest"},
 				{name: "bundle tampered", material: []string{"--bundle", tamperedBundle}, key: pubs[kt], digest: testSubjectSHA256, wantErr: true, wantStderr: "accepted signatures do not match threshold"},
 				{name: "envelope tampered", material: []string{"--signature", tamperedEnv}, key: pubs[kt], digest: testSubjectSHA256, wantErr: true, wantStderr: "accepted signatures do not match threshold"},
+				{name: "bundle wrong type", material: []string{"--bundle", bundle}, key: pubs[kt], digest: testSubjectSHA256, typ: wrongType, wantErr: true, wantStderr: "invalid predicate type"},
+				{name: "envelope wrong type", material: []string{"--signature", env}, key: pubs[kt], digest: testSubjectSHA256, typ: wrongType, wantErr: true, wantStderr: "invalid predicate type"},
 			}
 			for _, tt := range tests {
 				t.Run(prefix+"/"+tt.name, func(t *testing.T) {
+					typ := typeFlag
+					if tt.typ != "" {
+						typ = tt.typ
+					}
 					args := append([]string{"verify-blob-attestation"}, tt.material...)
-					args = append(args, "--key", tt.key, "--type", typeFlag, "--insecure-ignore-tlog",
+					args = append(args, "--key", tt.key, "--type", typ, "--insecure-ignore-tlog",
 						"--digest", tt.digest, "--digestAlg", "sha256")
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 					defer cancel()
