@@ -69,11 +69,18 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap store.Snapshot, diff stor
 			return fmt.Errorf("saving snapshot raw bytes: %w", err)
 		}
 		if len(diff.Removed) > 0 {
+			// Find the rows one index probe per removed entry (LATERAL …
+			// LIMIT 1), then update them by primary key: a plain join
+			// against unnest() tends to hash-join the whole stream.
 			names, versions, sums := columns(diff.Removed)
-			tag, err := tx.Exec(ctx, `UPDATE entries e SET left_snapshot = $1, left_at = $2, last_seen = $3
-				FROM unnest($5::text[], $6::text[], $7::text[]) AS r(name, version, checksum)
-				WHERE e.stream_id = $4 AND e.name = r.name AND e.version = r.version AND e.checksum = r.checksum
-				AND e.left_snapshot IS NULL`, id, fetched, parentConfirmed, streamID, names, versions, sums)
+			var ids []int64
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(array_agg(c.id), '{}') FROM unnest($2::text[], $3::text[], $4::text[]) AS r(name, version, checksum)
+				CROSS JOIN LATERAL (SELECT e.id FROM entries e WHERE e.stream_id = $1 AND e.name = r.name AND e.version = r.version
+					AND e.checksum = r.checksum AND e.left_snapshot IS NULL LIMIT 1) c`, streamID, names, versions, sums).Scan(&ids); err != nil {
+				return fmt.Errorf("saving snapshot: finding removed entries: %w", err)
+			}
+			tag, err := tx.Exec(ctx, `UPDATE entries SET left_snapshot = $1, left_at = $2, last_seen = $3 WHERE id = ANY($4::bigint[])`,
+				id, fetched, parentConfirmed, ids)
 			if err != nil {
 				return fmt.Errorf("saving snapshot: removing entries: %w", err)
 			}
@@ -90,10 +97,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap store.Snapshot, diff stor
 			// entry can become current between this check and the COPY.
 			names, versions, sums := columns(diff.Added)
 			var current int64
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM entries e
-				JOIN unnest($2::text[], $3::text[], $4::text[]) AS r(name, version, checksum)
-				ON e.name = r.name AND e.version = r.version AND e.checksum = r.checksum
-				WHERE e.stream_id = $1 AND e.left_snapshot IS NULL`, streamID, names, versions, sums).Scan(&current); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM unnest($2::text[], $3::text[], $4::text[]) AS r(name, version, checksum)
+				CROSS JOIN LATERAL (SELECT 1 FROM entries e WHERE e.stream_id = $1 AND e.name = r.name AND e.version = r.version
+					AND e.checksum = r.checksum AND e.left_snapshot IS NULL LIMIT 1) c`, streamID, names, versions, sums).Scan(&current); err != nil {
 				return fmt.Errorf("saving snapshot: checking added entries: %w", err)
 			}
 			if current > 0 {
