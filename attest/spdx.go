@@ -5,11 +5,11 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
@@ -43,6 +43,94 @@ type evidenceAnnotation struct {
 	Checksum    string `json:"checksum"`
 	DataHash    string `json:"datahash,omitempty"`
 	Origin      string `json:"origin,omitempty"`
+}
+
+// appendJSON appends e as compact JSON, exactly as encoding/json (without
+// HTML escaping) would write it; written by hand because this runs once per
+// package (TestEvidenceJSON checks the equivalence).
+func (e evidenceAnnotation) appendJSON(b []byte) []byte {
+	field := func(b []byte, first bool, name, v string) []byte {
+		if !first {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		return appendJSONString(b, v)
+	}
+	b = append(b, '{')
+	b = field(b, true, "type", e.Type)
+	b = field(b, false, "repository", e.Repository)
+	b = field(b, false, "indexUrl", e.IndexURL)
+	b = field(b, false, "indexSha256", e.IndexSHA256)
+	b = field(b, false, "signingKey", e.SigningKey)
+	b = field(b, false, "fetchedAt", e.FetchedAt)
+	b = field(b, false, "match", string(e.Match))
+	b = field(b, false, "checksum", e.Checksum)
+	if e.DataHash != "" {
+		b = field(b, false, "datahash", e.DataHash)
+	}
+	if e.Origin != "" {
+		b = field(b, false, "origin", e.Origin)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259 §7) the way
+// encoding/json does with HTML escaping off: '"' and '\\' escaped, control
+// characters as \n, \r, \t, \b, \f or \u00XX, U+2028 and U+2029 as \u2028 and
+// \u2029, invalid UTF-8 replaced by \ufffd.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // evidenceAnnotationType is evidenceAnnotation.Type.
@@ -240,7 +328,7 @@ func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
 		licenseComment = "APK index license (L:) " + p.License + " is not a recognised SPDX license expression"
 	}
 
-	ev, err := json.Marshal(evidenceAnnotation{
+	ev := evidenceAnnotation{
 		Type:        evidenceAnnotationType,
 		Repository:  p.Repository.Name,
 		IndexURL:    p.Evidence.IndexURL,
@@ -251,10 +339,7 @@ func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
 		Checksum:    p.Checksum.String(),
 		DataHash:    p.DataHash,
 		Origin:      p.Origin,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encoding evidence: %w", err)
-	}
+	}.appendJSON(nil)
 
 	var sourceInfo string
 	if p.Origin != "" {

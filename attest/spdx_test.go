@@ -293,3 +293,34 @@ func FuzzSPDXLicense(f *testing.F) {
 		}
 	})
 }
+
+// TestEvidenceJSON checks that the hand-written evidence encoder writes what
+// encoding/json (HTML escaping off) writes, for awkward strings too.
+func TestEvidenceJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "ctl\x00\x01\x1f\n\r\t", "html <&>", "utf8 é 世界", "bad \xff\xfe utf8", "sep \u2028 \u2029"} {
+		t.Run(s, func(t *testing.T) {
+			e := evidenceAnnotation{Type: s, Repository: s, IndexURL: s, IndexSHA256: s, SigningKey: s, FetchedAt: s, Match: Match(s), Checksum: s, DataHash: s, Origin: s}
+			want, err := marshalNoEscape(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), string(e.appendJSON(nil))); diff != "" {
+				t.Errorf("(-encoding/json +appendJSON):\n%s", diff)
+			}
+		})
+	}
+}
+
+func FuzzEvidenceJSON(f *testing.F) {
+	f.Add("a\"b\\c\x00é\xff\u2028")
+	f.Fuzz(func(t *testing.T, s string) {
+		e := evidenceAnnotation{Type: s, Origin: s}
+		want, err := marshalNoEscape(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("appendJSON(%q) = %s; encoding/json = %s", s, got, want)
+		}
+	})
+}
