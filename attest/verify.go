@@ -163,8 +163,9 @@ func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
 	if st.Type != StatementType {
 		return nil, fmt.Errorf("%w: statement _type %q; want %q", ErrMalformed, st.Type, StatementType)
 	}
-	if len(st.Predicate) == 0 || len(st.Subject) == 0 {
-		return nil, fmt.Errorf("%w: statement without subject or predicate", ErrMalformed)
+	// in-toto Statement v1: subject is a non-empty list, predicate an object.
+	if len(st.Subject) == 0 || len(st.Predicate) == 0 || st.Predicate[0] != '{' {
+		return nil, fmt.Errorf("%w: statement without subject or predicate object", ErrMalformed)
 	}
 	// in-toto Statement v1: a consumer matches the artifact against the
 	// subject's digest set; the name is informational.

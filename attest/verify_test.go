@@ -77,6 +77,8 @@ func TestVerifyErrors(t *testing.T) {
 		[]byte(`"predicateType":"https://example.com/other/v1"`), 1))
 	extraField := resign(t, good, append(bytes.TrimSuffix(a.Statement, []byte("}")), []byte(`,"extra":1}`)...))
 	notStatement := resign(t, good, []byte(`{"hello":"world"}`))
+	nullPredicate := resign(t, good, []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x","digest":{"sha256":"`+testSubjectSHA256+`"}}],"predicateType":"https://spdx.dev/Document","predicate":null}`))
+	duplicateField := resign(t, good, []byte(`{"_type":"https://in-toto.io/Statement/v1","_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`))
 	badPredicate := resign(t, good, bytes.Replace(a.Statement, []byte(`"spdxVersion":"SPDX-2.3"`), []byte(`"spdxVersion":7`), 1))
 	noKeyID := mutateJSON(t, a.Envelope, func(m map[string]any) {
 		m["signatures"].([]any)[0].(map[string]any)["keyid"] = ""
@@ -108,6 +110,10 @@ func TestVerifyErrors(t *testing.T) {
 		{name: "unknown predicate type", data: wrongType.Bundle, keys: ks, want: want, wantErr: ErrPredicateType},
 		{name: "statement with extra field", data: extraField.Bundle, keys: ks, want: want, wantErr: ErrMalformed},
 		{name: "payload not a statement", data: notStatement.Envelope, keys: ks, want: want, wantErr: ErrMalformed},
+		{name: "null predicate", data: nullPredicate.Bundle, keys: ks, want: want, wantErr: ErrMalformed},
+		{name: "duplicate statement field", data: duplicateField.Bundle, keys: ks, want: want, wantErr: ErrMalformed},
+		{name: "trailing data after bundle", data: append(append([]byte(nil), a.Bundle...), []byte(" {}")...), keys: ks, want: want, wantErr: ErrMalformed},
+		{name: "bad base64 payload", data: mutateJSON(t, a.Envelope, func(m map[string]any) { m["payload"] = "!!!" }), keys: ks, want: want, wantErr: ErrMalformed},
 		{name: "predicate does not parse", data: badPredicate.Bundle, keys: ks, want: want, wantErr: ErrMalformed},
 		{name: "not JSON", data: []byte("not json"), keys: ks, want: want, wantErr: ErrMalformed},
 		{name: "neither bundle nor envelope", data: []byte(`{"a":1}`), keys: ks, want: want, wantErr: ErrMalformed},
