@@ -118,3 +118,54 @@ func TestCosign(t *testing.T) {
 		}
 	}
 }
+
+// TestCosignMadeBundle checks interoperability the other way: a bundle that
+// cosign itself signs (with its own key, offline) over a vouch statement
+// passes Verify, and its hint is vouch's key id for cosign's public key.
+func TestCosignMadeBundle(t *testing.T) {
+	cosign := testtools.Require(t, "cosign")
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cosign, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+dir, "COSIGN_PASSWORD=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("generate-key-pair")
+	atts, err := Issue(context.Background(), newTestSigner(t, KeyECDSAP256), testInput(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stmt.json"), atts[0].Statement, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("attest-blob", "--key", "cosign.key", "--statement", "stmt.json", "--bundle", "made.sigstore.json",
+		"--use-signing-config=false", "--tlog-upload=false", "--yes")
+
+	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := os.ReadFile(filepath.Join(dir, "made.sigstore.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := NewKeySetPEM(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(bundle, ks, Expect{SubjectSHA256: testSubjectSHA256, PredicateType: PredicateTypeSPDX})
+	if err != nil {
+		t.Fatalf("Verify(cosign-made bundle): %v", err)
+	}
+	if v.KeyID != ks.IDs()[0] || !bytes.Equal(v.Statement.Predicate, predicateOf(t, atts[0].Statement)) {
+		t.Errorf("cosign-made bundle: key %q (want %q), predicate kept: %v", v.KeyID, ks.IDs()[0], bytes.Equal(v.Statement.Predicate, predicateOf(t, atts[0].Statement)))
+	}
+}
