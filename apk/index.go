@@ -6,9 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"iter"
+	"math/rand/v2"
 	"strings"
 	"unsafe"
 
@@ -142,10 +142,10 @@ type Index struct {
 	recs   []record
 	wide   map[int32][sha256.Size]byte // full digests of SHA-256 entries
 	archs  []string
-	seed   maphash.Seed
-	byNVA  map[uint64]int32
-	byName map[string]int32
-	bySum  map[[20]byte]int32
+	seed   uint64
+	byNVA  table // hash of (name, version, arch) -> first record
+	byName table // hash of name -> first record
+	bySum  table // first 8 bytes of the digest -> first record
 }
 
 // record is the compact per-entry form kept by Index.
@@ -206,76 +206,170 @@ func (x *Index) All() iter.Seq[Entry] {
 // Lookup returns the entry for (name, version, arch). Arch is the index's
 // A: value (rewritten for noarch packages, APK-FORMAT §8.6).
 func (x *Index) Lookup(name, version, arch string) (Entry, bool) {
-	if x == nil || x.byNVA == nil {
-		return Entry{}, false
-	}
-	for i := x.nvaHead(name, version, arch); i >= 0; i = x.recs[i].nextNVA {
-		r := &x.recs[i]
-		if x.str(r.nameOff, r.nameLen) == name && x.str(r.verOff, r.verLen) == version && x.archs[r.arch] == arch {
-			return x.entry(i), true
-		}
-	}
-	return Entry{}, false
-}
-
-// LookupChecksum returns the first entry whose C: equals c (same algorithm
-// and digest).
-func (x *Index) LookupChecksum(c Checksum) (Entry, bool) {
-	if x == nil || x.bySum == nil || c.IsZero() || len(c.Digest) != c.Alg.Size() {
-		return Entry{}, false
-	}
-	var k [20]byte
-	copy(k[:], c.Digest)
-	i, ok := x.bySum[k]
-	if !ok {
-		return Entry{}, false
-	}
-	for ; i >= 0; i = x.recs[i].nextSum {
-		r := &x.recs[i]
-		if r.alg != c.Alg {
-			continue
-		}
-		if r.alg == ChecksumSHA256 {
-			if w := x.wide[i]; !bytes.Equal(w[:], c.Digest) {
-				continue
-			}
-		}
+	if i := x.find(name, version, arch); i >= 0 {
 		return x.entry(i), true
 	}
 	return Entry{}, false
 }
 
+// Has reports whether the index lists (name, version, arch) with exactly
+// checksum c, without materialising the entry.
+func (x *Index) Has(name, version, arch string, c Checksum) bool {
+	i := x.find(name, version, arch)
+	return i >= 0 && x.sumEqual(i, c)
+}
+
+func (x *Index) find(name, version, arch string) int32 {
+	if x == nil || len(x.recs) == 0 {
+		return -1
+	}
+	aid := -1
+	for i, a := range x.archs {
+		if a == arch {
+			aid = i
+			break
+		}
+	}
+	if aid < 0 {
+		return -1
+	}
+	h := x.nvaHash(name, version, uint16(aid))
+	for pos := h & x.byNVA.mask; ; pos = (pos + 1) & x.byNVA.mask {
+		s := x.byNVA.slots[pos]
+		if s == 0 {
+			return -1
+		}
+		if uint32(s>>32) != uint32(h>>32) {
+			continue
+		}
+		i := int32(uint32(s)) - 1
+		r := &x.recs[i]
+		if r.arch == uint16(aid) && x.str(r.nameOff, r.nameLen) == name && x.str(r.verOff, r.verLen) == version {
+			return i
+		}
+	}
+}
+
+func (x *Index) sumEqual(i int32, c Checksum) bool {
+	r := &x.recs[i]
+	if r.alg != c.Alg || len(c.Digest) != c.Alg.Size() {
+		return false
+	}
+	if r.alg == ChecksumSHA256 {
+		w := x.wide[i]
+		return bytes.Equal(w[:], c.Digest)
+	}
+	return bytes.Equal(r.sum[:], c.Digest)
+}
+
+// LookupChecksum returns the first entry whose C: equals c (same algorithm
+// and digest).
+func (x *Index) LookupChecksum(c Checksum) (Entry, bool) {
+	if x == nil || len(x.recs) == 0 || c.IsZero() || len(c.Digest) != c.Alg.Size() {
+		return Entry{}, false
+	}
+	var k [20]byte
+	copy(k[:], c.Digest)
+	h := x.sumHash(&k)
+	for pos := h & x.bySum.mask; ; pos = (pos + 1) & x.bySum.mask {
+		s := x.bySum.slots[pos]
+		if s == 0 {
+			return Entry{}, false
+		}
+		if uint32(s>>32) != uint32(h>>32) {
+			continue
+		}
+		i := int32(uint32(s)) - 1
+		if x.recs[i].sum != k {
+			continue
+		}
+		for ; i >= 0; i = x.recs[i].nextSum {
+			if x.sumEqual(i, c) {
+				return x.entry(i), true
+			}
+		}
+		return Entry{}, false
+	}
+}
+
 // Versions returns every entry named name, in file order (Wolfi keeps many
 // versions of one name, APK-FORMAT §1.3).
 func (x *Index) Versions(name string) []Entry {
-	if x == nil || x.byName == nil {
+	if x == nil || len(x.recs) == 0 {
 		return nil
 	}
-	var out []Entry
-	for i, ok := x.byName[name]; ok && i >= 0; i = x.recs[i].nextName {
-		out = append(out, x.entry(i))
+	h := x.strHash(x.seed, name)
+	for pos := h & x.byName.mask; ; pos = (pos + 1) & x.byName.mask {
+		s := x.byName.slots[pos]
+		if s == 0 {
+			return nil
+		}
+		if uint32(s>>32) != uint32(h>>32) {
+			continue
+		}
+		i := int32(uint32(s)) - 1
+		if r := &x.recs[i]; x.str(r.nameOff, r.nameLen) != name {
+			continue
+		}
+		var out []Entry
+		for ; i >= 0; i = x.recs[i].nextName {
+			out = append(out, x.entry(i))
+		}
+		return out
 	}
-	return out
 }
 
 func (x *Index) str(off uint32, n uint16) string { return x.text[off : off+uint32(n)] }
 
-func (x *Index) nvaHash(name, version, arch string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(x.seed)
-	h.WriteString(name)
-	h.WriteByte(0)
-	h.WriteString(version)
-	h.WriteByte(0)
-	h.WriteString(arch)
-	return h.Sum64()
+// table is an open-addressing hash table of record indexes: each slot is
+// (32-bit hash tag << 32 | record index + 1), 0 when empty; linear probing,
+// load factor at most 1/2. Records with equal keys are chained through the
+// record's next* fields, so a slot holds the first of them.
+type table struct {
+	slots []uint64
+	mask  uint64
 }
 
-func (x *Index) nvaHead(name, version, arch string) int32 {
-	if i, ok := x.byNVA[x.nvaHash(name, version, arch)]; ok {
-		return i
+func newTable(n int) table {
+	size := 16
+	for size < 2*n {
+		size <<= 1
 	}
-	return -1
+	return table{slots: make([]uint64, size), mask: uint64(size - 1)}
+}
+
+// mix is a 64-bit finaliser (from SplitMix64).
+func mix(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
+
+func (x *Index) strHash(h uint64, s string) uint64 {
+	for len(s) >= 8 {
+		h = (h ^ (uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+		s = s[8:]
+	}
+	var t uint64
+	for i := 0; i < len(s); i++ {
+		t |= uint64(s[i]) << (8 * i)
+	}
+	h = (h ^ t ^ uint64(len(s))<<56) * 0x9e3779b97f4a7c15
+	return mix(h)
+}
+
+func (x *Index) nvaHash(name, version string, arch uint16) uint64 {
+	return x.strHash(x.strHash(x.seed^uint64(arch), name), version)
+}
+
+func (x *Index) sumHash(sum *[20]byte) uint64 {
+	return mix(x.seed ^ (uint64(sum[0]) | uint64(sum[1])<<8 | uint64(sum[2])<<16 | uint64(sum[3])<<24 |
+		uint64(sum[4])<<32 | uint64(sum[5])<<40 | uint64(sum[6])<<48 | uint64(sum[7])<<56))
 }
 
 // entry materialises record i. Records were validated at load time, so
@@ -731,45 +825,81 @@ func offsetIn(s, sub string) int {
 	return int(uintptr(unsafe.Pointer(unsafe.StringData(sub))) - uintptr(unsafe.Pointer(unsafe.StringData(s))))
 }
 
-// buildMaps fills the lookup maps, walking backwards so chains run in file
-// order. Entries that list one (name, version, arch) with different
+// buildMaps fills the lookup tables, walking backwards so chains run in
+// file order. Entries that list one (name, version, arch) with different
 // checksums are all removed (fail closed) and reported.
 func (x *Index) buildMaps(o IndexOptions) error {
-	x.seed = maphash.MakeSeed()
+	x.seed = rand.Uint64()
 	n := len(x.recs)
-	x.byNVA = make(map[uint64]int32, n)
-	x.byName = make(map[string]int32, n/4)
-	x.bySum = make(map[[20]byte]int32, n)
+	x.byNVA, x.byName, x.bySum = newTable(n), newTable(n), newTable(n)
 	var conflicts map[int32]bool
 	for i := int32(n - 1); i >= 0; i-- {
 		r := &x.recs[i]
-		name, ver, arch := x.str(r.nameOff, r.nameLen), x.str(r.verOff, r.verLen), x.archs[r.arch]
-		h := x.nvaHash(name, ver, arch)
-		r.nextNVA = -1
-		if j, ok := x.byNVA[h]; ok {
-			r.nextNVA = j
+		r.nextNVA, r.nextName, r.nextSum = -1, -1, -1
+		name, ver := x.str(r.nameOff, r.nameLen), x.str(r.verOff, r.verLen)
+
+		// (name, version, arch)
+		h := x.nvaHash(name, ver, r.arch)
+		for pos := h & x.byNVA.mask; ; pos = (pos + 1) & x.byNVA.mask {
+			s := x.byNVA.slots[pos]
+			if s == 0 {
+				x.byNVA.slots[pos] = h>>32<<32 | uint64(i+1)
+				break
+			}
+			j := int32(uint32(s)) - 1
+			if o := &x.recs[j]; uint32(s>>32) != uint32(h>>32) || o.arch != r.arch ||
+				x.str(o.nameOff, o.nameLen) != name || x.str(o.verOff, o.verLen) != ver {
+				continue
+			}
 			for k := j; k >= 0; k = x.recs[k].nextNVA {
-				o := &x.recs[k]
-				if x.str(o.nameOff, o.nameLen) == name && x.str(o.verOff, o.verLen) == ver && o.arch == r.arch &&
-					(o.alg != r.alg || o.sum != r.sum || x.wide[k] != x.wide[i]) {
+				if o := &x.recs[k]; o.alg != r.alg || o.sum != r.sum || x.wide[k] != x.wide[i] {
 					if conflicts == nil {
 						conflicts = map[int32]bool{}
 					}
 					conflicts[i], conflicts[k] = true, true
 				}
 			}
+			r.nextNVA = j
+			x.byNVA.slots[pos] = h>>32<<32 | uint64(i+1)
+			break
 		}
-		x.byNVA[h] = i
-		r.nextName = -1
-		if j, ok := x.byName[name]; ok {
+
+		// name
+		h = x.strHash(x.seed, name)
+		for pos := h & x.byName.mask; ; pos = (pos + 1) & x.byName.mask {
+			s := x.byName.slots[pos]
+			if s == 0 {
+				x.byName.slots[pos] = h>>32<<32 | uint64(i+1)
+				break
+			}
+			j := int32(uint32(s)) - 1
+			if o := &x.recs[j]; uint32(s>>32) != uint32(h>>32) || x.str(o.nameOff, o.nameLen) != name {
+				continue
+			}
 			r.nextName = j
+			x.byName.slots[pos] = h>>32<<32 | uint64(i+1)
+			break
 		}
-		x.byName[name] = i
-		r.nextSum = -1
-		if j, ok := x.bySum[r.sum]; ok {
+
+		// checksum (the first 20 bytes; SHA-256 entries are told apart on lookup)
+		h = x.sumHash(&r.sum)
+		for pos := h & x.bySum.mask; ; pos = (pos + 1) & x.bySum.mask {
+			s := x.bySum.slots[pos]
+			if s == 0 {
+				x.bySum.slots[pos] = h>>32<<32 | uint64(i+1)
+				break
+			}
+			j := int32(uint32(s)) - 1
+			if uint32(s>>32) != uint32(h>>32) || x.recs[j].sum != r.sum {
+				continue
+			}
 			r.nextSum = j
+			x.bySum.slots[pos] = h>>32<<32 | uint64(i+1)
+			break
 		}
-		x.bySum[r.sum] = i
+		if n > 1<<31-2 {
+			return fmt.Errorf("%w: too many entries", ErrIndexFormat)
+		}
 	}
 	if conflicts == nil {
 		return nil
