@@ -183,15 +183,28 @@ func (k *keypair) GetPublicKey() crypto.PublicKey { return k.s.Public() }
 func (k *keypair) GetPublicKeyPem() (string, error) { return k.pubPEM, nil }
 
 // SignData signs data and returns the signature and what was signed: the
-// SHA-256 digest for ECDSA, data itself for pure Ed25519.
+// SHA-256 digest for ECDSA, data itself for pure Ed25519. For vouch's own
+// ECDSA signer the digest is computed once and signed directly.
 func (k *keypair) SignData(ctx context.Context, data []byte) ([]byte, []byte, error) {
-	sig, err := k.s.Sign(ctx, data)
-	if err != nil {
-		return nil, nil, err
-	}
 	if k.ed {
+		sig, err := k.s.Sign(ctx, data)
+		if err != nil {
+			return nil, nil, err
+		}
 		return sig, data, nil
 	}
 	d := sha256.Sum256(data)
+	var (
+		sig []byte
+		err error
+	)
+	if ds, ok := k.s.(digestSigner); ok {
+		sig, err = ds.signDigest(ctx, d[:])
+	} else {
+		sig, err = k.s.Sign(ctx, data)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
 	return sig, d[:], nil
 }

@@ -110,6 +110,25 @@ func NewSigner(priv crypto.Signer) (Signer, error) {
 func (s *keySigner) Public() crypto.PublicKey { return s.pub }
 func (s *keySigner) KeyID() string            { return s.keyID }
 
+// digestSigner is implemented by signers that can sign a SHA-256 digest the
+// caller already computed (ECDSA), sparing a second hash of a large payload.
+type digestSigner interface {
+	signDigest(ctx context.Context, digest []byte) ([]byte, error)
+}
+
+func (s *keySigner) signDigest(ctx context.Context, digest []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if k, ok := s.priv.(*ecdsa.PrivateKey); ok {
+		return ecdsa.SignASN1(rand.Reader, k, digest)
+	}
+	if _, ok := s.pub.(ed25519.PublicKey); ok {
+		return nil, fmt.Errorf("%w: Ed25519 signs messages, not digests", ErrUnsupportedKey)
+	}
+	return s.priv.Sign(rand.Reader, digest, crypto.SHA256)
+}
+
 func (s *keySigner) Sign(ctx context.Context, data []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -136,18 +136,27 @@ func appendJSONString(b []byte, s string) []byte {
 // evidenceAnnotationType is evidenceAnnotation.Type.
 const evidenceAnnotationType = "vouch.evidence/v1"
 
+// prepared is a validated package with what every writer needs from it
+// computed once.
+type prepared struct {
+	*Package
+	spdxID   string // without the "SPDXRef-" prefix
+	checksum string // canonical C: form (Q1…/Q2…)
+}
+
 // sortedPackages validates in and returns its packages sorted by name,
 // version, arch, checksum and repository, so that output never depends on
 // the order a builder listed them. It refuses a package listed twice.
-func sortedPackages(in *Input) ([]*Package, error) {
+func sortedPackages(in *Input) ([]prepared, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	pkgs := make([]*Package, len(in.Packages))
+	pkgs := make([]prepared, len(in.Packages))
 	for i := range in.Packages {
-		pkgs[i] = &in.Packages[i]
+		p := &in.Packages[i]
+		pkgs[i] = prepared{Package: p, spdxID: packageSPDXID(p), checksum: p.Checksum.String()}
 	}
-	slices.SortFunc(pkgs, func(a, b *Package) int {
+	slices.SortFunc(pkgs, func(a, b prepared) int {
 		return cmp.Or(
 			cmp.Compare(a.Name, b.Name),
 			cmp.Compare(a.Version, b.Version),
@@ -158,11 +167,10 @@ func sortedPackages(in *Input) ([]*Package, error) {
 	})
 	seen := make(map[string]struct{}, len(pkgs))
 	for _, p := range pkgs {
-		id := packageSPDXID(p)
-		if _, dup := seen[id]; dup {
-			return nil, invalid("package %s-%s (%s, %s) is listed twice", p.Name, p.Version, p.Arch, p.Checksum)
+		if _, dup := seen[p.spdxID]; dup {
+			return nil, invalid("package %s-%s (%s, %s) is listed twice", p.Name, p.Version, p.Arch, p.checksum)
 		}
-		seen[id] = struct{}{}
+		seen[p.spdxID] = struct{}{}
 	}
 	return pkgs, nil
 }
@@ -246,7 +254,7 @@ func BuildSPDX(in *Input, t time.Time) (*spdx.Document, error) {
 	return buildSPDX(in, pkgs, t)
 }
 
-func buildSPDX(in *Input, pkgs []*Package, t time.Time) (*spdx.Document, error) {
+func buildSPDX(in *Input, pkgs []prepared, t time.Time) (*spdx.Document, error) {
 	created := t.UTC().Format(spdxTime)
 	tool := "vouch-" + in.Verifier.Version
 	subjectDigest := in.Subject.Digest["sha256"]
@@ -287,11 +295,8 @@ func buildSPDX(in *Input, pkgs []*Package, t time.Time) (*spdx.Document, error) 
 		Relationship: common.TypeRelationshipDescribe,
 	})
 
-	for _, p := range pkgs {
-		sp, err := spdxPackage(p, tool, created)
-		if err != nil {
-			return nil, err
-		}
+	for i := range pkgs {
+		sp := spdxPackage(&pkgs[i], tool, created)
 		doc.Packages = append(doc.Packages, sp)
 		// SPDX 2.3 clause 11.1: the subject CONTAINS each package.
 		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
@@ -307,7 +312,7 @@ func buildSPDX(in *Input, pkgs []*Package, t time.Time) (*spdx.Document, error) 
 	return doc, nil
 }
 
-func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
+func spdxPackage(p *prepared, tool, created string) *spdx.Package {
 	var checksums []common.Checksum
 	switch p.Checksum.Alg {
 	case apk.ChecksumSHA1:
@@ -336,10 +341,10 @@ func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
 		SigningKey:  p.Evidence.SigningKey,
 		FetchedAt:   p.Evidence.FetchedAt.UTC().Format(time.RFC3339),
 		Match:       p.Evidence.Match,
-		Checksum:    p.Checksum.String(),
+		Checksum:    p.checksum,
 		DataHash:    p.DataHash,
 		Origin:      p.Origin,
-	}.appendJSON(nil)
+	}.appendJSON(make([]byte, 0, 512))
 
 	var sourceInfo string
 	if p.Origin != "" {
@@ -348,11 +353,11 @@ func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
 
 	return &spdx.Package{
 		PackageName:               p.Name,
-		PackageSPDXIdentifier:     common.ElementID(packageSPDXID(p)),
+		PackageSPDXIdentifier:     common.ElementID(p.spdxID),
 		PackageVersion:            p.Version,
 		PackageFileName:           p.Name + "-" + p.Version + ".apk",
 		PackageSupplier:           supplier(p.Repository.Supplier),
-		PackageDownloadLocation:   downloadLocation(p),
+		PackageDownloadLocation:   downloadLocation(p.Package),
 		FilesAnalyzed:             false,
 		IsFilesAnalyzedTagPresent: true,
 		PackageChecksums:          checksums,
@@ -365,7 +370,7 @@ func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
 		PackageExternalReferences: []*spdx.PackageExternalReference{{
 			Category: common.CategoryPackageManager,
 			RefType:  common.TypePackageManagerPURL,
-			Locator:  purl(p),
+			Locator:  purl(p.Package),
 		}},
 		// SPDX 2.3 clause 12: the evidence as an annotation nested in the
 		// package, which JSON readers keep with the package.
@@ -373,20 +378,26 @@ func spdxPackage(p *Package, tool, created string) (*spdx.Package, error) {
 			Annotator:                common.Annotator{AnnotatorType: "Tool", Annotator: tool},
 			AnnotationDate:           created,
 			AnnotationType:           "OTHER",
-			AnnotationSPDXIdentifier: common.MakeDocElementID("", packageSPDXID(p)),
+			AnnotationSPDXIdentifier: common.MakeDocElementID("", p.spdxID),
 			AnnotationComment:        string(ev),
 		}},
-	}, nil
+	}
 }
 
 // documentNamespace is unique per subject and package set and stable for
 // equal input (SPDX 2.3 clause 6.5): <verifier id>/spdx/<subject
 // sha256>-<first 16 hex of the SHA-256 over the sorted package identities>.
-func documentNamespace(in *Input, pkgs []*Package) string {
+func documentNamespace(in *Input, pkgs []prepared) string {
 	h := sha256.New()
+	var line []byte
 	for _, p := range pkgs {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\n",
-			p.Repository.Name, p.Name, p.Version, p.Arch, p.Checksum, p.DataHash, p.Evidence.IndexSHA256)
+		line = line[:0]
+		for _, f := range [...]string{p.Repository.Name, p.Name, p.Version, p.Arch, p.checksum, p.DataHash, p.Evidence.IndexSHA256} {
+			line = append(line, f...)
+			line = append(line, 0)
+		}
+		line[len(line)-1] = '\n'
+		h.Write(line)
 	}
 	return strings.TrimRight(in.Verifier.id(), "/") + "/spdx/" + in.Subject.Digest["sha256"] + "-" + hex.EncodeToString(h.Sum(nil))[:16]
 }

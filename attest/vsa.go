@@ -84,7 +84,7 @@ func BuildVSA(in *Input, t time.Time) (*VSA, error) {
 	return buildVSA(in, pkgs, t), nil
 }
 
-func buildVSA(in *Input, pkgs []*Package, t time.Time) *VSA {
+func buildVSA(in *Input, pkgs []prepared, t time.Time) *VSA {
 	sum := &Summary{PackageCount: len(pkgs), Indexes: []IndexUsed{}}
 	type key struct{ repo, url, sha string }
 	idx := make(map[key]int)
