@@ -70,6 +70,9 @@ type Lookup struct {
 	Outcome  Outcome
 	Checksum apk.Checksum // checksum listed for (name, version, arch)
 	// License and Origin come from the current entry (empty for History).
+	// They share memory with the snapshot: a caller that keeps them for
+	// long (beyond the request) should strings.Clone them, or the whole
+	// snapshot stays in memory.
 	License, Origin string
 	// LeftAt (History): when the entry left the index.
 	LeftAt time.Time
@@ -291,8 +294,8 @@ func (c *Cache) Lookup(ctx context.Context, repo, arch, name, version string) Lo
 		return Lookup{
 			Outcome:  Current,
 			Checksum: e.Checksum,
-			License:  strings.Clone(e.License),
-			Origin:   strings.Clone(e.Origin),
+			License:  e.License,
+			Origin:   e.Origin,
 			Snapshot: s.info(snap),
 		}
 	}
