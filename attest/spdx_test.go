@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
@@ -320,4 +321,42 @@ func FuzzEvidenceJSON(f *testing.F) {
 			t.Fatalf("appendJSON(%q) = %s; encoding/json = %s", s, got, want)
 		}
 	})
+}
+
+// TestDecodeSPDXMatchesToolsGolang checks that Verify's SPDX decoder gives
+// what tools-golang's reader gives, on vouch's documents and on documents
+// using the fields the fast path hands over to tools-golang.
+func TestDecodeSPDXMatchesToolsGolang(t *testing.T) {
+	in := testInput(9)
+	doc, err := BuildSPDX(&in, testTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vouchDoc, err := marshalSPDX(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		doc  []byte
+	}{
+		{name: "vouch document", doc: vouchDoc},
+		{name: "filesAnalyzed absent and a null relationship", doc: []byte(`{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"x","documentNamespace":"https://x/y","creationInfo":{"creators":["Tool: t"],"created":"2026-01-01T00:00:00Z"},"packages":[{"name":"a","SPDXID":"SPDXRef-a","downloadLocation":"NOASSERTION"}],"relationships":[null,{"spdxElementId":"SPDXRef-DOCUMENT","relatedSpdxElement":"SPDXRef-a","relationshipType":"DESCRIBES"}]}`)},
+		{name: "documentDescribes and hasFiles", doc: []byte(`{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"x","documentNamespace":"https://x/y","creationInfo":{"creators":["Tool: t"],"created":"2026-01-01T00:00:00Z"},"documentDescribes":["SPDXRef-a"],"packages":[{"name":"a","SPDXID":"SPDXRef-a","downloadLocation":"NOASSERTION","filesAnalyzed":true,"hasFiles":["SPDXRef-f"]}],"files":[{"fileName":"f","SPDXID":"SPDXRef-f","checksums":[{"algorithm":"SHA1","checksumValue":"0000000000000000000000000000000000000000"}]}]}`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := spdxjson.Read(bytes.NewReader(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeSPDX(tt.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(spdx.Package{}), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("decodeSPDX differs from tools-golang (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

@@ -190,10 +190,8 @@ func Verify(data []byte, keys *KeySet, want Expect) (*Verified, error) {
 	}
 	switch st.PredicateType {
 	case PredicateTypeSPDX:
-		// Decoded straight into the SPDX 2.3 model: tools-golang's reader
-		// would first decode into a generic map to find the version.
-		doc := &spdx.Document{}
-		if err := json.Unmarshal(st.Predicate, doc); err != nil {
+		doc, err := decodeSPDX(st.Predicate)
+		if err != nil {
 			return nil, fmt.Errorf("%w: SPDX predicate: %v", ErrMalformed, err)
 		}
 		if doc.SPDXVersion != spdx.Version {
