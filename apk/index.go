@@ -212,6 +212,22 @@ func (x *Index) Lookup(name, version, arch string) (Entry, bool) {
 	return Entry{}, false
 }
 
+// ChecksumOf returns the C: of (name, version, arch) without
+// materialising the whole entry: the hot path of verifying a claim.
+func (x *Index) ChecksumOf(name, version, arch string) (Checksum, bool) {
+	i := x.find(name, version, arch)
+	if i < 0 {
+		return Checksum{}, false
+	}
+	r := &x.recs[i]
+	d := digest{alg: r.alg}
+	copy(d.sum[:], r.sum[:])
+	if r.alg == ChecksumSHA256 {
+		d.sum = x.wide[i]
+	}
+	return d.checksum(), true
+}
+
 // Has reports whether the index lists (name, version, arch) with exactly
 // checksum c, without materialising the entry.
 func (x *Index) Has(name, version, arch string, c Checksum) bool {

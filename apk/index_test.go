@@ -190,3 +190,41 @@ func TestParseIndexUnverifiedUnsafe(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexChecksumOfAndHas(t *testing.T) {
+	x, err := LoadIndex(readFixture(t, "rsa256/APKINDEX.tar.gz"), fixtureKeys(t, "test-rsa256.rsa.pub"), IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ParseChecksum("Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ParseChecksum("Q1w0Rl6HA39gsEkqaJArR01meHQmQ=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                 string
+		pkg, version, arch   string
+		c                    Checksum
+		wantFound, wantMatch bool
+	}{
+		{name: "match", pkg: "alpine-baselayout", version: "3.2.0-r23", arch: "aarch64", c: want, wantFound: true, wantMatch: true},
+		{name: "other checksum", pkg: "alpine-baselayout", version: "3.2.0-r23", arch: "aarch64", c: other, wantFound: true},
+		{name: "other arch", pkg: "alpine-baselayout", version: "3.2.0-r23", arch: "x86_64", c: want},
+		{name: "other version", pkg: "alpine-baselayout", version: "3.2.0-r22", arch: "aarch64", c: want},
+		{name: "zero checksum", pkg: "alpine-baselayout", version: "3.2.0-r23", arch: "aarch64", wantFound: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, found := x.ChecksumOf(tt.pkg, tt.version, tt.arch)
+			if found != tt.wantFound || (found && !got.Equal(want)) {
+				t.Errorf("ChecksumOf = %v, %v", got, found)
+			}
+			if match := x.Has(tt.pkg, tt.version, tt.arch, tt.c); match != tt.wantMatch {
+				t.Errorf("Has = %v, want %v", match, tt.wantMatch)
+			}
+		})
+	}
+}
