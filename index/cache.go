@@ -20,9 +20,10 @@ import (
 type Outcome int
 
 const (
-	// NotFound: the current snapshot does not list (name, version, arch)
-	// and it never left the index within memory of the store (or it is
-	// only known with Expired history). Checksum is zero unless Expired.
+	// NotFound: neither the current, fresh snapshot nor the store's
+	// history lists (name, version, arch). Checksum is zero. A store
+	// failure while reading the history also answers NotFound (fail
+	// closed).
 	NotFound Outcome = iota
 	// Current: the current, fresh snapshot lists the entry.
 	Current

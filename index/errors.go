@@ -57,6 +57,11 @@ var (
 	// new checksum with Cache.AcceptEquivocation.
 	ErrEquivocation = errors.New("index equivocation refused")
 
+	// ErrBusy: another replica held the refresh lock of this arch for
+	// longer than one whole fetch may take. Nothing was done; the refresh
+	// loop tries again.
+	ErrBusy = errors.New("another replica is refreshing this index")
+
 	// ErrStore: the store failed while loading or persisting a snapshot or
 	// event. The in-memory state is unchanged; retry later.
 	ErrStore = errors.New("index store failure")

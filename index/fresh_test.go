@@ -136,6 +136,23 @@ func TestRestartFromStore(t *testing.T) {
 			t.Errorf("Status.LastError = %v, want ErrVerify", err)
 		}
 	})
+	t.Run("rollback checked against the store with nothing loaded", func(t *testing.T) {
+		other := testKey(t, "other.rsa.pub")
+		srv2 := newServer(t, false)
+		st := openStore(t, dir)
+		c := newCache(t, testConfig(st, clk, other.Keyring(), srv2.URL))
+		// The repository moved to a new key, and serves foo 1.0-r0 again
+		// after 1.1-r0 was current.
+		srv2.serve(signedIndex(t, other, testArch, "v3", append([]pkg{{name: "foo", version: "1.0-r0"}}, pkgsV2[1:]...)))
+		if r := refresh(t, c); r.Outcome != Refused || !errors.Is(r.Err, ErrRollback) {
+			t.Errorf("refresh = %v, %v; want Refused with ErrRollback", r.Outcome, r.Err)
+		}
+		// A proper successor is taken.
+		srv2.serve(signedIndex(t, other, testArch, "v4", append([]pkg{{name: "foo", version: "1.2-r0"}}, pkgsV2[1:]...)))
+		if r := refresh(t, c); r.Outcome != Updated {
+			t.Errorf("refresh = %v, %v; want Updated", r.Outcome, r.Err)
+		}
+	})
 }
 
 // TestReplicas: two caches sharing one store (as two replicas share a

@@ -58,11 +58,6 @@ type RefreshResult struct {
 	Entries int    // entries of that snapshot
 }
 
-// ErrBusy: another replica held the refresh lock of this arch for longer
-// than one whole fetch may take. Nothing was done; the refresh loop tries
-// again.
-var ErrBusy = errors.New("another replica is refreshing this index")
-
 // Refresh refreshes (repo, arch) now, or every arch of repo when arch is
 // "". It waits for a refresh of the same arch already running in this
 // process. The returned error is non-nil only when the repository or arch
@@ -295,7 +290,7 @@ func (c *Cache) refreshStream(ctx context.Context, s *stream) RefreshResult {
 		s.lastSuccess = c.now()
 		s.failKey = ""
 	}
-	record := res.Outcome == Failed && res.Err != nil && s.failKey != failureKind(res.Err)
+	record := res.Outcome == Failed && res.Err != nil && ctx.Err() == nil && s.failKey != failureKind(res.Err)
 	if record {
 		s.failKey = failureKind(res.Err)
 	}
@@ -467,12 +462,25 @@ func (c *Cache) accept(ctx context.Context, s *stream, cur *snapshot, fr fetchRe
 	checkStart := time.Now()
 	next := entriesOf(idx, arch)
 	var prev []store.Entry
-	if cur != nil {
+	switch {
+	case cur != nil:
 		prev = entriesOf(cur.idx, arch)
+	case latestID != 0:
+		// Nothing loaded (the stored snapshot did not verify at start),
+		// but the store knows the current entries: compare with those.
+		recs, err := c.cfg.Store.SeenEntries(ctx, repo, arch)
+		if err != nil {
+			return Failed, fmt.Errorf("%w: seen entries: %w", ErrStore, err)
+		}
+		for _, r := range recs {
+			if r.Current() {
+				prev = append(prev, r.Entry)
+			}
+		}
 	}
 	// Rollback, second form: a package's newest known version dropped
 	// while only older ones are offered.
-	if cur != nil {
+	if len(prev) > 0 {
 		if rb := rollbacks(prev, next); len(rb) > 0 {
 			err := fmt.Errorf("%w: %s drops the newest known version of %d package(s), e.g. %s %s (now offering only up to %s)",
 				ErrRollback, src, len(rb), rb[0].name, rb[0].dropped, rb[0].offered)
