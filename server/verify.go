@@ -63,10 +63,12 @@ func (s *Server) VerifyPackages(ctx context.Context, req *vouchv1.VerifyPackages
 			Evidence: d.evidence,
 		}
 		resp.Counts[d.verdict.String()]++
-		s.metrics.verdicts.WithLabelValues(d.verdict.String()).Inc()
 		if d.verdict != vouchv1.Verdict_VERDICT_VERIFIED && resp.Verdict == vouchv1.Verdict_VERDICT_VERIFIED {
 			resp.Verdict = d.verdict
 		}
+	}
+	for v, n := range resp.Counts {
+		s.metrics.verdicts.WithLabelValues(v).Add(float64(n))
 	}
 	at := now.UTC().Truncate(time.Second)
 	if t := req.GetOptions().GetTime(); t != nil {
