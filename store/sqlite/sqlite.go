@@ -81,8 +81,15 @@ type Store struct {
 	rdb    *sql.DB // reads (the same as db for Memory)
 	cfg    Config
 	closed atomic.Bool
-	locks  common.LockSet
-	notify common.Broadcaster
+
+	// The checkpointer goroutine copies committed WAL pages into the
+	// database file after writes (at most once a second), so that commits
+	// do not pay for it.
+	ckpt    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	locks   common.LockSet
+	notify  common.Broadcaster
 
 	lookup *sql.Stmt
 }
@@ -114,6 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			// committed transaction survives power loss, not only a crash.
 			q.Add("_pragma", "journal_mode(WAL)")
 			q.Add("_pragma", "synchronous(FULL)")
+			q.Add("_pragma", "journal_size_limit(67108864)")
 		}
 		return q
 	}
@@ -129,6 +137,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// time in file I/O.
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Add("_pragma", "cache_size(-65536)")
+	// Checkpoints run in the background (see checkpointer), not inside the
+	// commit that happens to cross the WAL size limit.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	db, err := sql.Open("sqlite", "file:"+cfg.Path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store: %w", err)
@@ -146,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		rdb.SetMaxOpenConns(cfg.MaxConns)
 		rdb.SetMaxIdleConns(cfg.MaxConns)
 	}
-	s := &Store{db: db, rdb: rdb, cfg: cfg}
+	s := &Store{db: db, rdb: rdb, cfg: cfg, ckpt: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -158,7 +169,34 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("opening sqlite store: preparing lookup: %w", err)
 	}
+	if cfg.Path == Memory {
+		close(s.stopped)
+	} else {
+		go s.checkpointer()
+	}
 	return s, nil
+}
+
+// checkpointer runs PASSIVE checkpoints (which never block readers or
+// writers) when writes signal, at most once a second, until Close. A failed
+// checkpoint is harmless: the WAL keeps the pages and the next one retries.
+func (s *Store) checkpointer() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.ckpt:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, _ = s.rdb.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`) // a failure leaves the pages in the WAL; the next one retries
+		cancel()
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Close closes the database.
@@ -166,6 +204,8 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	close(s.stop)
+	<-s.stopped
 	s.lookup.Close()
 	return s.closeDBs()
 }
@@ -237,6 +277,10 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	s.hook(op)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", op, err)
+	}
+	select {
+	case s.ckpt <- struct{}{}:
+	default:
 	}
 	return nil
 }
