@@ -40,7 +40,7 @@ type verifyFlags struct {
 	lock, apkDir, rootfs, image                  string
 	subject, subjectName, repository, arch       string
 	out                                          string
-	attach, asJSON, noControl                    bool
+	attach, asJSON, noControl, printClaims       bool
 	timeStr                                      string
 	timeout                                      time.Duration
 }
@@ -102,10 +102,38 @@ files, or an .apk whose data does not match its datahash).`,
 	fl.BoolVar(&f.attach, "attach", false, "with --image: push the attestations to the image's registry")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON instead of a table")
 	fl.BoolVar(&f.noControl, "no-control", false, "with --apk: do not send the control members")
+	fl.BoolVar(&f.printClaims, "print-claims", false, "print the claims as JSON and exit without contacting the server")
 	fl.StringVar(&f.timeStr, "time", "", "time to record in the attestations (RFC 3339)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "overall time limit")
-	_ = cmd.MarkFlagRequired("server")
 	return cmd
+}
+
+// printClaims writes the targets' subjects and claims as JSON (control
+// members as base64), one document.
+func printClaims(w io.Writer, targets []client.Target) error {
+	type target struct {
+		Subject  string            `json:"subject,omitempty"`
+		Platform string            `json:"platform,omitempty"`
+		Claims   []json.RawMessage `json:"claims"`
+	}
+	var out []target
+	for _, t := range targets {
+		tj := target{Platform: t.Platform}
+		if t.Subject.SHA256 != "" {
+			tj.Subject = t.Subject.Digest()
+		}
+		for _, c := range t.Claims {
+			b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c)
+			if err != nil {
+				return err
+			}
+			tj.Claims = append(tj.Claims, b)
+		}
+		out = append(out, tj)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // verifyTargetJSON is one subject's outcome in --json output. Field names
@@ -140,6 +168,8 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		}
 	}
 	switch {
+	case f.server == "" && !f.printClaims:
+		return usage("--server is required (or --print-claims)")
 	case n != 1:
 		return usage("give exactly one of --apk, --lock, --rootfs or --image")
 	case f.apkDir != "" && f.lock == "":
@@ -228,6 +258,10 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		for i := range targets {
 			targets[i].Subject.Name = f.subjectName
 		}
+	}
+
+	if f.printClaims {
+		return printClaims(stdout, targets)
 	}
 
 	conn, err := client.Dial(ctx, client.DialOptions{

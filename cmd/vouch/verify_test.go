@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	vouchv1 "github.com/vouchdev/vouch/proto/vouch/v1"
@@ -225,5 +226,41 @@ func TestVerifyLockDisagrees(t *testing.T) {
 				t.Errorf("%d requests sent for a refused lock", len(fake.requests))
 			}
 		})
+	}
+}
+
+func TestVerifyPrintClaims(t *testing.T) {
+	const wolfiLock = "../../testdata/real/lock/wolfi-real.apko.lock.json"
+	code, stdout, stderr := runVouch(t, "verify", "--print-claims", "--lock", wolfiLock)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var got []struct {
+		Subject string            `json:"subject"`
+		Claims  []json.RawMessage `json:"claims"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	if len(got) != 1 || got[0].Subject != "" {
+		t.Fatalf("targets = %+v; want one without a subject", got)
+	}
+	want := lockClaims(t, wolfiLock)
+	if len(got[0].Claims) != len(want) {
+		t.Fatalf("%d claims; want %d", len(got[0].Claims), len(want))
+	}
+	for i, raw := range got[0].Claims {
+		c := &vouchv1.PackageClaim{}
+		if err := protojson.Unmarshal(raw, c); err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		if diff := cmp.Diff(want[i], c, protocmp.Transform()); diff != "" {
+			t.Errorf("claim %d (-want +got):\n%s", i, diff)
+		}
+	}
+
+	// Without --print-claims, --server is required.
+	if code, _, stderr := runVouch(t, "verify", "--lock", wolfiLock); code == 0 || !strings.Contains(stderr, "--server is required") {
+		t.Errorf("without --server: exit %d, %q", code, stderr)
 	}
 }
