@@ -524,7 +524,7 @@ func splitSignatures(data []byte, allowUnsigned bool) ([]rawSig, []byte, error) 
 	var sigs []rawSig
 	for {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -686,7 +686,7 @@ func readIndexPart(rest []byte, o IndexOptions) (desc, text string, err error) {
 				return "", "", fmt.Errorf("%w: data after the end of the archive", ErrUnexpectedMember)
 			}
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -177,7 +177,7 @@ func ReadPackage(r io.Reader, opts PackageOptions) (*Package, error) {
 		p.SignatureMember = m1
 		copy(p.SignatureSHA1[:], m1sha1.Sum(nil))
 		ctlSHA1 = sha1.New() //nolint:gosec // Q1 (APK-FORMAT §2).
-		ws := []io.Writer{file, ctlSHA1}
+		ws := []hash.Hash{file, ctlSHA1}
 		for _, s := range sigs {
 			switch {
 			case s.alg == SigRSA256 && ctlSHA256 == nil:
@@ -289,7 +289,7 @@ func readMember(sr *sectionReader, maxControl int64, sigs *[]rawSig) (info *PkgI
 	}
 	for i := 0; ; i++ {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -395,7 +395,7 @@ type sectionReader struct {
 	rp, wp      int
 	hashed      int // buf[:hashed] has been written to ws
 	base        int64
-	ws          []io.Writer
+	ws          []hash.Hash
 	err         error
 	dataMagicOK bool
 }
@@ -404,11 +404,11 @@ const sectionBufSize = 64 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, sectionBufSize); return &b }}
 
-func newSectionReader(r io.Reader, file io.Writer) *sectionReader {
+func newSectionReader(r io.Reader, file hash.Hash) *sectionReader {
 	bp := bufPool.Get().(*[]byte)
 	sr := &sectionReader{r: r, buf: *bp}
 	if file != nil {
-		sr.ws = []io.Writer{file}
+		sr.ws = []hash.Hash{file}
 	}
 	return sr
 }
@@ -433,7 +433,7 @@ func (s *sectionReader) flush() {
 }
 
 // switchTo ends the current section at the current position.
-func (s *sectionReader) switchTo(ws ...io.Writer) {
+func (s *sectionReader) switchTo(ws ...hash.Hash) {
 	s.flush()
 	s.ws = ws
 }
@@ -508,7 +508,7 @@ func (s *sectionReader) copyRest(data hash.Hash) (int64, error) {
 		s.hashed = s.rp
 	}
 	if s.err != nil {
-		if s.err == io.EOF {
+		if errors.Is(s.err, io.EOF) {
 			return total, nil
 		}
 		return total, s.err
@@ -526,7 +526,7 @@ const parallelThreshold = 1 << 20
 // copyTwo reads r to EOF, writing every chunk to a and to each of bs. Once
 // more than parallelThreshold bytes have gone by, the bs writes move to a
 // second goroutine, with a bounded number of chunk buffers in flight.
-func copyTwo(r io.Reader, a io.Writer, bs []io.Writer, buf []byte, seen func([]byte)) (int64, error) {
+func copyTwo(r io.Reader, a hash.Hash, bs []hash.Hash, buf []byte, seen func([]byte)) (int64, error) {
 	var total int64
 	for total < parallelThreshold {
 		n, err := r.Read(buf)
@@ -572,7 +572,7 @@ func copyTwo(r io.Reader, a io.Writer, bs []io.Writer, buf []byte, seen func([]b
 			total += int64(n)
 			work <- b[:n]
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
 		if err != nil {

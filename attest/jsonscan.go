@@ -68,55 +68,52 @@ func (s *jsonScanner) stringToken() (tok []byte, escaped bool, err error) {
 	}
 	start := s.i
 	s.i++
-	for {
-		j := bytes.IndexByte(s.b[s.i:], '"')
-		if j < 0 {
-			return nil, false, errJSON
-		}
-		seg := s.b[s.i : s.i+j]
-		if bytes.IndexByte(seg, '\\') < 0 {
-			if hasControl(seg) {
-				return nil, false, errJSON
-			}
-			s.i += j + 1
-			return s.b[start:s.i], escaped, nil
-		}
-		// Slow path: walk escapes until the closing quote.
-		escaped = true
-		for s.i < len(s.b) {
-			c := s.b[s.i]
-			switch {
-			case c == '"':
-				s.i++
-				return s.b[start:s.i], true, nil
-			case c < 0x20:
-				return nil, false, errJSON
-			case c == '\\':
-				if s.i+1 >= len(s.b) {
-					return nil, false, errJSON
-				}
-				switch s.b[s.i+1] {
-				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-					s.i += 2
-				case 'u':
-					if s.i+6 > len(s.b) {
-						return nil, false, errJSON
-					}
-					for _, h := range s.b[s.i+2 : s.i+6] {
-						if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-							return nil, false, errJSON
-						}
-					}
-					s.i += 6
-				default:
-					return nil, false, errJSON
-				}
-			default:
-				s.i++
-			}
-		}
+	j := bytes.IndexByte(s.b[s.i:], '"')
+	if j < 0 {
 		return nil, false, errJSON
 	}
+	seg := s.b[s.i : s.i+j]
+	if bytes.IndexByte(seg, '\\') < 0 {
+		if hasControl(seg) {
+			return nil, false, errJSON
+		}
+		s.i += j + 1
+		return s.b[start:s.i], false, nil
+	}
+	// Slow path: walk escapes until the closing quote.
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return s.b[start:s.i], true, nil
+		case c < 0x20:
+			return nil, false, errJSON
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				return nil, false, errJSON
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) {
+					return nil, false, errJSON
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return nil, false, errJSON
+					}
+				}
+				s.i += 6
+			default:
+				return nil, false, errJSON
+			}
+		default:
+			s.i++
+		}
+	}
+	return nil, false, errJSON
 }
 
 // hasControl reports whether b holds a byte below 0x20, which RFC 8259 §7

@@ -148,7 +148,7 @@ func (a *Authenticator) TokenCount() int { return len(a.tokens.Load().byHash) }
 func LoadTokens(path string) (*tokenTable, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTokensFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrTokensFile, err)
 	}
 	var f struct {
 		Tokens []TokenEntry `yaml:"tokens"`
@@ -156,7 +156,7 @@ func LoadTokens(path string) (*tokenTable, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrTokensFile, path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrTokensFile, path, err)
 	}
 	t := &tokenTable{byHash: map[[sha256.Size]byte]Caller{}}
 	for i, e := range f.Tokens {
@@ -170,7 +170,7 @@ func LoadTokens(path string) (*tokenTable, error) {
 		}
 		roles, err := parseRoles(e.Roles)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s.roles: %v", ErrTokensFile, where, err)
+			return nil, fmt.Errorf("%w: %s.roles: %w", ErrTokensFile, where, err)
 		}
 		var h [sha256.Size]byte
 		copy(h[:], raw)
@@ -285,11 +285,4 @@ func serviceOf(fullMethod string) string {
 		return s[:i]
 	}
 	return s
-}
-
-func methodOf(fullMethod string) string {
-	if i := strings.LastIndexByte(fullMethod, '/'); i >= 0 {
-		return fullMethod[i+1:]
-	}
-	return fullMethod
 }

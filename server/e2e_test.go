@@ -29,13 +29,6 @@ func newClock() *clock {
 }
 func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
 func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
-func verdicts(r *vouchv1.VerifyPackagesResponse) []vouchv1.Verdict {
-	out := make([]vouchv1.Verdict, len(r.GetResults()))
-	for i, p := range r.GetResults() {
-		out[i] = p.GetVerdict()
-	}
-	return out
-}
 
 func verify(t *testing.T, e *servertest.Env, attestIt bool, claims ...*vouchv1.PackageClaim) *vouchv1.VerifyPackagesResponse {
 	t.Helper()

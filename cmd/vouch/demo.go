@@ -140,7 +140,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) (err error
 	if err != nil {
 		return err
 	}
-	defer mirror.Close()
+	defer func() { _ = mirror.Close() }() // the demo is over; nothing to report
 	n.Say("a mirror at %s serves the same signed index — and, for hello, the attacker's package", mirrorURL)
 
 	// vouchd.

@@ -13,7 +13,6 @@
 package testrepo
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -137,5 +136,5 @@ func (k *Key) sign(alg apk.SignatureAlgorithm, msg []byte) ([]byte, error) {
 	}
 	d := h.New()
 	d.Write(msg)
-	return rsa.SignPKCS1v15(nil, k.Private, crypto.Hash(h), d.Sum(nil))
+	return rsa.SignPKCS1v15(nil, k.Private, h, d.Sum(nil))
 }

@@ -253,7 +253,7 @@ func (s *Store) TryLockRefresh(ctx context.Context, repo, arch string) (func(), 
 			defer cancel()
 			// Closing the session releases the lock too; unlocking first
 			// makes it available without waiting for the backend to exit.
-			conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key)
+			_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key) // closing below releases it anyway
 			conn.Close(ctx)
 		})
 	}, true, nil

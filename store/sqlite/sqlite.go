@@ -159,14 +159,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{db: db, rdb: rdb, cfg: cfg, ckpt: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
-		s.closeDBs()
+		_ = s.closeDBs() // the error being returned is the one that matters
 		return nil, err
 	}
 	s.lookup, err = rdb.PrepareContext(ctx, entrySelect+`
 		WHERE e.stream_id IN (SELECT id FROM streams WHERE arch = ?) AND e.name = ? AND e.version = ?
 		ORDER BY e.id`)
 	if err != nil {
-		s.closeDBs()
+		_ = s.closeDBs() // the error being returned is the one that matters
 		return nil, fmt.Errorf("opening sqlite store: preparing lookup: %w", err)
 	}
 	if cfg.Path == Memory {

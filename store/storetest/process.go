@@ -90,7 +90,7 @@ func runChild(role string, reopen Reopen) error {
 			}
 			// Inside the transaction: tell the parent, then wait for SIGKILL.
 			fmt.Fprintln(os.Stdout, inTxMarker)
-			os.Stdout.Sync()
+			_ = os.Stdout.Sync()
 			time.Sleep(time.Hour)
 		})
 		if err != nil {
@@ -130,8 +130,8 @@ func startChild(t *testing.T, role, target string, env ...string) (*exec.Cmd, io
 	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 		}
 	})
 	return cmd, out
@@ -171,7 +171,7 @@ func Crash(t *testing.T, target string, reopen Reopen) {
 		select {
 		case l, ok := <-lines:
 			if !ok || l != inTxMarker {
-				cmd.Wait()
+				_ = cmd.Wait()
 				t.Fatalf("child ended or said %q before entering the transaction", l)
 			}
 		case <-time.After(2 * time.Minute):
@@ -375,7 +375,7 @@ func TwoProcessRefresh(t *testing.T, target string, reopen Reopen) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
 		time.Sleep(500 * time.Millisecond) // the other replica tries meanwhile
-		w.Write(body)
+		_, _ = w.Write(body)
 	}))
 	defer srv.Close()
 

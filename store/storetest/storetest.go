@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -444,7 +445,7 @@ func testSnapshotsBySHA256(t *testing.T, s store.Store) {
 		want                  []int64
 	}{
 		{"twice, newest first", "wolfi", "x86_64", SHA256([]byte("old")), []int64{id3, id1}},
-		{"upper-case hex", "wolfi", "x86_64", fmt.Sprintf("%X", mustHex(SHA256([]byte("new")))), []int64{id2}},
+		{"upper-case hex", "wolfi", "x86_64", strings.ToUpper(SHA256([]byte("new"))), []int64{id2}},
 		{"unknown", "wolfi", "x86_64", SHA256([]byte("never")), nil},
 		{"other arch", "wolfi", "aarch64", SHA256([]byte("old")), nil},
 	}
@@ -466,12 +467,6 @@ func testSnapshotsBySHA256(t *testing.T, s store.Store) {
 			}
 		})
 	}
-}
-
-func mustHex(s string) []byte {
-	b := make([]byte, len(s)/2)
-	fmt.Sscanf(s, "%x", &b)
-	return b
 }
 
 func testStreamsIndependent(t *testing.T, s store.Store) {
@@ -685,7 +680,7 @@ func testLedgerQueries(t *testing.T, s store.Store) {
 	}{
 		{"all, newest first", store.AttestationQuery{}, []string{"e4", "e3", "e2", "e1"}, nil},
 		{"by subject digest", store.AttestationQuery{SubjectDigest: "sha256:" + SHA256([]byte("img-a"))}, []string{"e3", "e1"}, nil},
-		{"by subject digest, upper case", store.AttestationQuery{SubjectDigest: "sha256:" + fmt.Sprintf("%X", mustHex(SHA256([]byte("img-b"))))}, []string{"e2"}, nil},
+		{"by subject digest, upper case", store.AttestationQuery{SubjectDigest: "sha256:" + strings.ToUpper(SHA256([]byte("img-b")))}, []string{"e2"}, nil},
 		{"by subject digest, other algorithm", store.AttestationQuery{SubjectDigest: "sha512:" + SHA256([]byte("img-a"))}, nil, nil},
 		{"by package name", store.AttestationQuery{PackageName: "openssl"}, []string{"e2", "e1"}, nil},
 		{"by package name and version", store.AttestationQuery{PackageName: "openssl", PackageVersion: "3.3.0-r0"}, []string{"e1"}, nil},
