@@ -94,7 +94,7 @@ type Config struct {
 	// MaxBodyBytes bounds the downloaded (compressed) file. Default 128 MiB.
 	MaxBodyBytes int64
 	// Retries is the number of extra attempts per source after a
-	// transient failure (network error, timeout, HTTP 5xx or 429). Default
+	// transient failure (network error, timeout, HTTP 5xx, 408 or 429). Default
 	// 2; -1 means none.
 	Retries int
 	// RetryBackoff is the base of the exponential backoff between attempts
@@ -133,6 +133,13 @@ func (c *Config) Validate() error {
 	if c.Store == nil {
 		return fmt.Errorf("%w: Store is required", ErrInvalidConfig)
 	}
+	return c.ValidateWithoutStore()
+}
+
+// ValidateWithoutStore is Validate without the requirement of a Store: it
+// checks everything that needs neither the store nor the network (vouchd
+// --check). It fills defaults like Validate.
+func (c *Config) ValidateWithoutStore() error {
 	if len(c.Repositories) == 0 {
 		return fmt.Errorf("%w: no repositories", ErrInvalidConfig)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vouchdev/vouch/internal/config"
+	"github.com/vouchdev/vouch/internal/daemon"
 )
 
 // Exit codes.
@@ -55,7 +56,12 @@ shutdown, 1 runtime failure, 2 invalid configuration.`,
 				return nil
 			}
 			if o.check {
-				fmt.Fprintf(stdout, "%s: configuration OK (%d repositories)\n", o.configPath, len(cfg.Repositories))
+				if err := daemon.Check(cfg); err != nil {
+					fmt.Fprintf(stderr, "vouchd: %s: %v\n", o.configPath, err)
+					*code = exitConfig
+					return nil
+				}
+				fmt.Fprintf(stdout, "%s: configuration OK (%d repositories; keys, tokens and TLS files load)\n", o.configPath, len(cfg.Repositories))
 				return nil
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -68,7 +74,7 @@ shutdown, 1 runtime failure, 2 invalid configuration.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.configPath, "config", "", "path of the YAML configuration file (required)")
-	cmd.Flags().BoolVar(&o.check, "check", false, "validate the configuration and exit")
+	cmd.Flags().BoolVar(&o.check, "check", false, "validate the configuration, load its keys, tokens and TLS files, and exit (opens no store or connection)")
 	cmd.Flags().StringVar(&o.listen, "listen", "", "override the configuration's gRPC listen address")
 	_ = cmd.MarkFlagRequired("config")
 	cmd.SetOut(stdout)

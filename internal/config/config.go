@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +60,26 @@ func (e *Error) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
-// Errors is every problem found in one file, in file order.
+// Errors is every problem found in one file, in file order; problems
+// without a line (a required field that is absent) come last.
 type Errors []*Error
+
+// sorted orders es by line, keeping the order of checks within a line and
+// putting line 0 (unknown) last.
+func (es Errors) sorted() Errors {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		switch {
+		case a.Line == b.Line:
+			return 0
+		case a.Line == 0:
+			return 1
+		case b.Line == 0:
+			return -1
+		}
+		return a.Line - b.Line
+	})
+	return es
+}
 
 func (es Errors) Error() string {
 	var b strings.Builder
@@ -159,8 +178,9 @@ type TLS struct {
 type Auth struct {
 	// TokensFile holds hashed bearer tokens (reloaded on SIGHUP).
 	TokensFile string `yaml:"tokens_file"`
-	// ClientCertificates maps client-certificate identities (the subject
-	// common name, or a URI/DNS SAN) to roles.
+	// ClientCertificates maps client-certificate identities to roles. A
+	// certificate's identity is its first URI SAN, else its subject common
+	// name, else its first DNS SAN.
 	ClientCertificates []Identity `yaml:"client_certificates"`
 }
 
@@ -247,7 +267,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	v := validator{file: name, root: root.Content[0]}
 	c.validate(&v)
 	if len(v.errs) > 0 {
-		return nil, v.errs
+		return nil, v.errs.sorted()
 	}
 	return &c, nil
 }
@@ -583,8 +603,8 @@ func (r *Repository) validate(v *validator, f string, names map[string]int, i in
 	if r.CABundle != "" {
 		checkFile(v, f+".ca_bundle", r.CABundle)
 	}
-	if r.MaxIndexBytes < 1<<20 || r.MaxIndexBytes > 4<<30 {
-		v.errf(f+".max_index_bytes", "%d: want 1 MiB..4 GiB", r.MaxIndexBytes)
+	if r.MaxIndexBytes < 1<<20 || r.MaxIndexBytes >= 4<<30 {
+		v.errf(f+".max_index_bytes", "%d: want at least 1 MiB (1048576) and less than 4 GiB (4294967296)", r.MaxIndexBytes)
 	}
 	if r.Distro != "" && !nameRE.MatchString(r.Distro) {
 		v.errf(f+".distro", "%q: want a purl namespace such as wolfi or alpine", r.Distro)

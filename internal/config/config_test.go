@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,26 @@ func TestParseDuration(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v, err %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+func TestErrorsInFileOrder(t *testing.T) {
+	dir := setup(t)
+	// The store (line 2) is checked before the listen address (line 1), and
+	// signing_key is missing (no line).
+	yaml := strings.Replace(strings.Replace(good(dir), "127.0.0.1:7443", "0.0.0.0:7443", 1), "sqlite://"+dir, "sqlite://var", 1)
+	yaml = strings.Replace(yaml, "signing_key: "+dir+"/signing.key\n", "", 1)
+	_, err := Parse("bad.yaml", []byte(yaml))
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("err = %v, want Errors", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Field))
+	}
+	want := []string{"1 listen", "1 listen", "2 store", "0 signing_key"} // listen: no TLS, and no auth
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
 	}
 }

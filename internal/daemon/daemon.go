@@ -138,17 +138,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	if err != nil {
 		return nil, fmt.Errorf("policy digest: %w", err)
 	}
-	auth := server.AuthConfig{Disabled: cfg.Auth == nil}
-	if cfg.Auth != nil {
-		auth.TokensFile = cfg.Auth.TokensFile
-		auth.Certificates = map[string][]server.Role{}
-		for _, id := range cfg.Auth.ClientCertificates {
-			roles, err := server.ParseRoles(id.Roles)
-			if err != nil {
-				return nil, fmt.Errorf("auth.client_certificates %s: %w", id.Identity, err)
-			}
-			auth.Certificates[id.Identity] = roles
-		}
+	auth, err := authConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	srv, err := server.New(server.Config{
 		Repositories: repos,
@@ -273,6 +265,54 @@ func (d *Daemon) Reload() error {
 	}
 	d.log.Info("tokens reloaded", "tokens", d.Server.Authenticator().TokenCount())
 	return nil
+}
+
+// Check makes every start-up check of Start that needs neither the store
+// nor the network: the signing key (type and file mode), each repository's
+// pinned keys and settings as the index cache validates them (URLs used
+// twice, CA bundles), the tokens file and the TLS key pair and client CA.
+// It opens no file for writing and no connection. A nil error means Start
+// fails only on the store, the listeners or the network.
+func Check(cfg *config.Config) error {
+	if _, err := attest.LoadSigner(cfg.SigningKey); err != nil {
+		return fmt.Errorf("signing_key %s: %w", cfg.SigningKey, err)
+	}
+	icfg, _, err := indexConfig(cfg, nil, Options{}, nil)
+	if err != nil {
+		return err
+	}
+	if err := icfg.ValidateWithoutStore(); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	auth, err := authConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := server.NewAuthenticator(auth); err != nil {
+		return fmt.Errorf("auth.tokens_file: %w", err)
+	}
+	if cfg.TLS != nil {
+		if _, err := serverTLS(cfg.TLS); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func authConfig(cfg *config.Config) (server.AuthConfig, error) {
+	auth := server.AuthConfig{Disabled: cfg.Auth == nil}
+	if cfg.Auth != nil {
+		auth.TokensFile = cfg.Auth.TokensFile
+		auth.Certificates = map[string][]server.Role{}
+		for _, id := range cfg.Auth.ClientCertificates {
+			roles, err := server.ParseRoles(id.Roles)
+			if err != nil {
+				return auth, fmt.Errorf("auth.client_certificates %s: %w", id.Identity, err)
+			}
+			auth.Certificates[id.Identity] = roles
+		}
+	}
+	return auth, nil
 }
 
 func (d *Daemon) closeAll() {
