@@ -117,7 +117,7 @@ func TestManifestsCarryKeyAndPredicateType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(cue), `predicateType: "`+attest.PredicateTypeSPDX+`"`) {
+	if !strings.Contains(string(cue), `predicateType!: "`+attest.PredicateTypeSPDX+`"`) {
 		t.Errorf("policy/vouch-spdx.cue does not require predicateType %q", attest.PredicateTypeSPDX)
 	}
 	cueBody := cueWithoutComments(string(cue))
@@ -307,5 +307,104 @@ func TestExampleConfigs(t *testing.T) {
 		if len(c.Repositories) == 0 || c.SigningKey == "" || c.Store == "" {
 			t.Errorf("%s: needs store, signing_key and repositories", f)
 		}
+	}
+}
+
+// TestKubernetesFilesMounted: every file a manifest's vouchd.yaml names
+// (repository keys, signing key, TLS, tokens) is provided by a volume the
+// container mounts — a ConfigMap of the same file (by key, or by items
+// path), a Secret, or a volume written at start — and every ConfigMap key is
+// one Kubernetes accepts.
+func TestKubernetesFilesMounted(t *testing.T) {
+	validKey := func(k string) bool {
+		for _, c := range k {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				return false
+			}
+		}
+		return k != "" && len(k) <= 253
+	}
+	for p, ds := range yamlDocs(t) {
+		if !strings.HasPrefix(p, "kubernetes/") {
+			continue
+		}
+		t.Run(p, func(t *testing.T) {
+			configMaps := map[string]map[string]any{}
+			var cfg *config.Config
+			var deploy map[string]any
+			for _, d := range ds {
+				switch d["kind"] {
+				case "ConfigMap":
+					name := str(get(d, "metadata.name"))
+					data, _ := get(d, "data").(map[string]any)
+					configMaps[name] = data
+					for k := range data {
+						if !validKey(k) {
+							t.Errorf("ConfigMap %s: key %q is not a valid ConfigMap key ([-._a-zA-Z0-9]+)", name, k)
+						}
+					}
+					if s, ok := data["vouchd.yaml"].(string); ok {
+						cfg = decodeConfig(t, p, s)
+					}
+				case "Deployment":
+					deploy = d
+				}
+			}
+			if cfg == nil || deploy == nil {
+				t.Fatalf("want a Deployment and a vouchd.yaml ConfigMap")
+			}
+			volumes := map[string]any{}
+			for _, v := range list(get(deploy, "spec.template.spec.volumes")) {
+				volumes[str(get(v, "name"))] = v
+			}
+			// provides reports whether the container sees path, and how.
+			provides := func(path string) (bool, string) {
+				for _, m := range list(get(deploy, "spec.template.spec.containers.0.volumeMounts")) {
+					mp := str(get(m, "mountPath"))
+					rel, ok := strings.CutPrefix(path, mp+"/")
+					if sub := str(get(m, "subPath")); sub != "" {
+						rel, ok = sub, path == mp
+					}
+					if !ok {
+						continue
+					}
+					v := volumes[str(get(m, "name"))]
+					switch {
+					case get(v, "configMap") != nil:
+						cm := str(get(v, "configMap.name"))
+						items := list(get(v, "configMap.items"))
+						if len(items) == 0 {
+							_, has := configMaps[cm][rel]
+							return has, "ConfigMap " + cm + " key " + rel
+						}
+						for _, it := range items {
+							if str(get(it, "path")) == rel {
+								_, has := configMaps[cm][str(get(it, "key"))]
+								return has, "ConfigMap " + cm + " item " + rel
+							}
+						}
+						return false, "ConfigMap " + cm + " (no item for " + rel + ")"
+					case get(v, "secret") != nil, get(v, "emptyDir") != nil, get(v, "persistentVolumeClaim") != nil:
+						return true, "" // created outside this file, or written by the init container
+					}
+				}
+				return false, "no volume mount"
+			}
+			paths := []string{cfg.SigningKey}
+			for _, r := range cfg.Repositories {
+				paths = append(paths, r.Keys...)
+			}
+			if cfg.TLS != nil {
+				paths = append(paths, cfg.TLS.Cert, cfg.TLS.Key)
+			}
+			if cfg.Auth != nil && cfg.Auth.TokensFile != "" {
+				paths = append(paths, cfg.Auth.TokensFile)
+			}
+			for _, path := range paths {
+				if ok, how := provides(path); !ok {
+					t.Errorf("%s is not provided to the container (%s)", path, how)
+				}
+			}
+		})
 	}
 }
