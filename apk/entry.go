@@ -165,6 +165,10 @@ func setField(e *Entry, rawC *string, seen *uint32, key byte, val string) (known
 	if err != nil {
 		return true, fmt.Errorf("%w: %c:%s", ErrFieldSyntax, key, truncate(val))
 	}
+	if val == "" && bit&(fC|fP|fV|fA) != 0 {
+		// "P:" names no package: as good as absent.
+		return true, fmt.Errorf("%w: %c is empty", ErrMissingField, key)
+	}
 	if *seen&bit != 0 {
 		return true, fmt.Errorf("%w: %c", ErrDuplicateField, key)
 	}

@@ -228,3 +228,29 @@ func TestIndexChecksumOfAndHas(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTextEmptyRequiredField: "P:" with nothing after it is as good as
+// no P: at all (found by FuzzIndexText; the input is in testdata/fuzz).
+func TestParseTextEmptyRequiredField(t *testing.T) {
+	const good = "C:Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=\nP:a\nV:1\nA:x\n"
+	for _, tt := range []struct{ name, text string }{
+		{"empty P", "C:Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=\nP:\nV:1\nA:x\n"},
+		{"empty V", "C:Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=\nP:a\nV:\nA:x\n"},
+		{"empty A", "C:Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=\nP:a\nV:1\nA:\n"},
+		{"empty C", "C:\nP:a\nV:1\nA:x\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := &Index{}
+			if err := x.parseText(good+"\n"+tt.text, IndexOptions{}.withDefaults()); err != nil {
+				t.Fatal(err)
+			}
+			if x.Len() != 1 || len(x.Invalid) != 1 || !errors.Is(x.Invalid[0].Err, ErrMissingField) {
+				t.Errorf("Len = %d, Invalid = %v; want the good entry and one ErrMissingField", x.Len(), x.Invalid)
+			}
+			y := &Index{}
+			if err := y.parseText(tt.text, IndexOptions{RejectInvalidEntries: true}.withDefaults()); !errors.Is(err, ErrMissingField) {
+				t.Errorf("with RejectInvalidEntries: %v, want ErrMissingField", err)
+			}
+		})
+	}
+}

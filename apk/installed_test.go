@@ -84,6 +84,9 @@ func TestParseInstalledRefusals(t *testing.T) {
 		wantErr error
 	}{
 		{name: "missing C", in: "P:a\nV:1\nA:x\n", wantErr: ErrMissingField},
+		{name: "empty P, V and A (found by FuzzInstalled)", in: "P:\nV:\nA:\nC:Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=\n", wantErr: ErrMissingField},
+		{name: "empty V", in: "C:Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=\nP:a\nV:\nA:x\n", wantErr: ErrMissingField},
+		{name: "empty C", in: "C:\nP:a\nV:1\nA:x\n", wantErr: ErrMissingField},
 		{name: "MD5 checksum", in: "C:0123456789abcdef0123456789abcdef\nP:a\nV:1\nA:x\n", wantErr: ErrChecksumFormat},
 		{name: "bad Z", in: head + "F:\nR:f\nZ:Q1short\n", wantErr: ErrChecksumEncoding},
 		{name: "R before F", in: head + "R:f\n", wantErr: ErrInstalledFormat},
