@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -56,7 +57,14 @@ type Config struct {
 	// ("save_snapshot", "append_attestation", ...) just before COMMIT. It
 	// exists for crash tests and MUST be nil in production.
 	BeforeCommit func(op string)
+	// WALLimit is the size of the write-ahead log above which the
+	// background checkpointer empties it with a TRUNCATE checkpoint, which
+	// briefly holds up writers. Default 64 MiB.
+	WALLimit int64
 }
+
+// DefaultWALLimit is Config.WALLimit's default.
+const DefaultWALLimit = 64 << 20
 
 // ParseURL reads a store URL: sqlite:///absolute/path.db, or
 // sqlite://:memory: for an in-memory database.
@@ -112,6 +120,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 8
 	}
+	if cfg.WALLimit <= 0 {
+		cfg.WALLimit = DefaultWALLimit
+	}
 	params := func() url.Values {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
@@ -121,7 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			// committed transaction survives power loss, not only a crash.
 			q.Add("_pragma", "journal_mode(WAL)")
 			q.Add("_pragma", "synchronous(FULL)")
-			q.Add("_pragma", "journal_size_limit(67108864)")
+			q.Add("_pragma", "journal_size_limit("+strconv.FormatInt(cfg.WALLimit, 10)+")")
 		}
 		return q
 	}
@@ -178,10 +189,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 // checkpointer runs PASSIVE checkpoints (which never block readers or
-// writers) when writes signal, at most once a second, until Close. A failed
-// checkpoint is harmless: the WAL keeps the pages and the next one retries.
+// writers) when writes signal, at most once a second, until Close.
+//
+// A passive checkpoint copies pages into the database file but cannot reset
+// the WAL while readers still use it; under steady reads and writes the WAL
+// then only grows (checkpoint starvation, https://sqlite.org/wal.html §"Avoiding
+// Excessively Large WAL Files"). So when the WAL is over cfg.WALLimit the
+// checkpointer takes the write connection and runs a TRUNCATE checkpoint: it
+// waits (busy timeout) for readers to move off the WAL, copies the rest and
+// truncates the file; writers queue behind it meanwhile.
+//
+// A failed checkpoint is harmless: the WAL keeps the pages and the next one
+// retries.
 func (s *Store) checkpointer() {
 	defer close(s.stopped)
+	wal := s.cfg.Path + "-wal"
 	for {
 		select {
 		case <-s.stop:
@@ -189,7 +211,10 @@ func (s *Store) checkpointer() {
 		case <-s.ckpt:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, _ = s.rdb.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`) // a failure leaves the pages in the WAL; the next one retries
+		_, _ = s.rdb.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`) // see above: failures are retried
+		if fi, err := os.Stat(wal); err == nil && fi.Size() > s.cfg.WALLimit {
+			_, _ = s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
 		cancel()
 		select {
 		case <-s.stop:

@@ -1,10 +1,15 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/vouchdev/vouch/store"
 	"github.com/vouchdev/vouch/store/sqlite"
@@ -127,5 +132,89 @@ func TestTwoStoresOneFile(t *testing.T) {
 	seen, err := stores[1].SeenEntries(ctx, "wolfi", "x86_64")
 	if err != nil || len(seen) != len(entries) {
 		t.Errorf("SeenEntries = %d, %v; want %d", len(seen), err, len(entries))
+	}
+}
+
+// TestWALBounded: under steady writes with readers always active, passive
+// checkpoints alone never reset the WAL (checkpoint starvation); the
+// checkpointer must keep it near Config.WALLimit.
+func TestWALBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes about 100 MB")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vouch.db")
+	const limit = 2 << 20
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path, WALLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 4 { // overlapping readers: one is nearly always in a read transaction
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := s.ListAttestations(ctx, store.AttestationQuery{PageSize: 5}); err != nil {
+					t.Errorf("reader %d: %v", r, err)
+					return
+				}
+			}
+		})
+	}
+	bundle := bytes.Repeat([]byte("x"), 200<<10) // 200 KiB per predicate: 400 KiB per entry
+	var maxWAL int64
+	t0 := time.Unix(1_700_000_000, 0)
+	start := time.Now()
+	const entries = 250
+	for i := range entries {
+		a := storetest.Attestation("", t0.Add(time.Duration(i)*time.Second), fmt.Sprint("wal", i), 10)
+		for j := range a.Predicates {
+			a.Predicates[j].Bundle = append([]byte(fmt.Sprint(i, j)), bundle...)
+		}
+		if _, err := s.AppendAttestation(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > maxWAL {
+			maxWAL = fi.Size()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	written := float64(entries * 400 << 10)
+	rate := written / time.Since(start).Seconds() // bytes per second
+	// With readers still active, give the checkpointer (once a second) time
+	// to run after a last write, then write once more.
+	settle := func(i int) {
+		if _, err := s.AppendAttestation(ctx, storetest.Attestation("", t0.Add(time.Duration(i)*time.Second), fmt.Sprint("wal", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(1000)
+	time.Sleep(2500 * time.Millisecond)
+	settle(1001)
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("wrote about %d MiB; largest WAL seen %.1f MiB, at the end %.1f MiB (limit %d MiB)",
+		entries*400>>10, float64(maxWAL)/(1<<20), float64(fi.Size())/(1<<20), limit>>20)
+	// Unchecked, the WAL holds everything written (more, with B-tree
+	// pages). The checkpointer looks about once a second, so between two
+	// looks the WAL grows by a second or more of writes (more on a busy
+	// machine): a bound of half of everything written tells the two apart.
+	if bound := int64(written / 2); maxWAL > bound {
+		t.Errorf("WAL grew to %d bytes; want at most %d, half of what was written (%.1f MiB/s)", maxWAL, bound, rate/(1<<20))
+	}
+	// Once the checkpointer has run, the WAL was truncated: only the last
+	// small write is in it.
+	if fi.Size() > limit/2 {
+		t.Errorf("WAL is %d bytes after the checkpointer ran; want it emptied (under %d)", fi.Size(), limit/2)
 	}
 }
