@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -45,10 +49,14 @@ func testClaims() []*vouchv1.PackageClaim {
 	return []*vouchv1.PackageClaim{{Name: "hello", Version: "1-r0", Arch: "x86_64", Repository: "https://repo.test/os", Checksum: testSum.String()}}
 }
 
-// failingLedger is a store whose ledger writes fail.
-type failingLedger struct{ store.Store }
+// failingLedger is a store whose ledger writes fail (and counts them).
+type failingLedger struct {
+	store.Store
+	calls *atomic.Int32
+}
 
-func (failingLedger) AppendAttestation(context.Context, store.Attestation) (string, error) {
+func (f failingLedger) AppendAttestation(context.Context, store.Attestation) (string, error) {
+	f.calls.Add(1)
 	return "", errors.New("disk full")
 }
 
@@ -68,7 +76,11 @@ func newTestServer(t *testing.T, st func(store.Store) store.Store) *Server {
 		t.Fatal(err)
 	}
 	idx := &fakeIndex{lookup: func(_, _, _, _ string) index.Lookup {
-		return index.Lookup{Outcome: index.Current, Checksum: testSum, Snapshot: index.SnapshotInfo{SHA256: strings.Repeat("1", 64), Keys: []string{"k.rsa.pub"}}}
+		fetched := time.Unix(1_700_000_000, 0).UTC()
+		return index.Lookup{Outcome: index.Current, Checksum: testSum, Snapshot: index.SnapshotInfo{
+			IndexURL: "https://repo.test/os/x86_64/APKINDEX.tar.gz", SHA256: strings.Repeat("1", 64), Keys: []string{"k.rsa.pub"},
+			FetchedAt: fetched, ConfirmedAt: fetched,
+		}}
 	}}
 	s, err := New(Config{Repositories: []Repository{{Name: "testrepo", URL: "https://repo.test/os", Distro: "wolfi"}},
 		Auth:     AuthConfig{Disabled: true},
@@ -82,7 +94,8 @@ func newTestServer(t *testing.T, st func(store.Store) store.Store) *Server {
 }
 
 func TestLedgerFailureIssuesNothing(t *testing.T) {
-	s := newTestServer(t, func(st store.Store) store.Store { return failingLedger{st} })
+	var calls atomic.Int32
+	s := newTestServer(t, func(st store.Store) store.Store { return failingLedger{st, &calls} })
 	req := &vouchv1.VerifyPackagesRequest{
 		Subjects: []*vouchv1.Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}},
 		Packages: testClaims(),
@@ -97,6 +110,9 @@ func TestLedgerFailureIssuesNothing(t *testing.T) {
 	}
 	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "nothing was issued") {
 		t.Errorf("err = %v; want Internal without the internal detail", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d ledger writes attempted; want 1 (the attestations were signed, then the write failed)", n)
 	}
 	// Verify-only needs no ledger and still works.
 	req.Options.Attest = false
@@ -137,4 +153,120 @@ func TestToStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockingLedger holds AppendAttestation until release is closed.
+type blockingLedger struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+	writes  atomic.Int32
+}
+
+func (b *blockingLedger) AppendAttestation(ctx context.Context, a store.Attestation) (string, error) {
+	b.writes.Add(1)
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.AppendAttestation(ctx, a)
+}
+
+// TestOverloadIsResourceExhausted: with every slot busy for QueueTimeout, a
+// call fails fast with ResourceExhausted (and a shed metric), not by
+// queueing until the caller's deadline.
+func TestOverloadIsResourceExhausted(t *testing.T) {
+	bl := &blockingLedger{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	s := newTestServer(t, func(st store.Store) store.Store { bl.Store = st; return bl })
+	s.cfg.Limits.MaxInFlight, s.cfg.Limits.QueueTimeout = 1, 50*time.Millisecond
+	s.slots = make(chan struct{}, 1)
+	req := &vouchv1.VerifyPackagesRequest{
+		Subjects: []*vouchv1.Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}},
+		Packages: testClaims(),
+		Options:  &vouchv1.VerifyOptions{Attest: true},
+	}
+	call := func() error {
+		info := &grpc.UnaryServerInfo{FullMethod: "/vouch.v1.BuilderService/VerifyPackages"}
+		_, err := s.unaryInterceptor(context.Background(), req, info, func(ctx context.Context, r any) (any, error) {
+			return s.VerifyPackages(ctx, r.(*vouchv1.VerifyPackagesRequest))
+		})
+		return err
+	}
+	first := make(chan error, 1)
+	go func() { first <- call() }()
+	select {
+	case <-bl.entered: // the first call holds the only slot
+	case err := <-first:
+		t.Fatalf("first call ended before its ledger write: %v", err)
+	}
+	start := time.Now()
+	err := call()
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "retry with backoff") {
+		t.Errorf("second call: %v; want ResourceExhausted", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("the refused call waited %v", waited)
+	}
+	close(bl.release)
+	if err := <-first; err != nil {
+		t.Errorf("first call: %v", err)
+	}
+	// The slot is free again.
+	if err := call(); err != nil {
+		t.Errorf("third call: %v", err)
+	}
+	if got := testutil.ToFloat64(s.metrics.shed); got != 1 {
+		t.Errorf("vouch_verify_shed_total = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(s.metrics.inFlight); got != 0 {
+		t.Errorf("vouch_verify_in_flight = %v, want 0", got)
+	}
+}
+
+// cancelingSigner cancels the request's context while making the last
+// signature (the second: SPDX, then VSA), as a caller whose deadline passes
+// mid-request.
+type cancelingSigner struct {
+	attest.Signer
+	cancel context.CancelFunc
+	n      *atomic.Int32
+}
+
+func (c cancelingSigner) Sign(ctx context.Context, data []byte) ([]byte, error) {
+	if c.n.Add(1) == 2 {
+		c.cancel()
+	}
+	return c.Signer.Sign(ctx, data)
+}
+
+// TestGoneCallerGetsNoLedgerEntry: when the caller's context ends before the
+// ledger write, nothing is recorded (nobody would hold the attestation).
+// Here sigstore-go's bundling notices first; VerifyPackages checks again
+// right before the write, for the time spent between the two.
+func TestGoneCallerGetsNoLedgerEntry(t *testing.T) {
+	var writes atomic.Int32
+	s := newTestServer(t, func(st store.Store) store.Store { return countingLedger{st, &writes} })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.signer = cancelingSigner{Signer: s.signer, cancel: cancel, n: new(atomic.Int32)}
+	req := &vouchv1.VerifyPackagesRequest{
+		Subjects: []*vouchv1.Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}},
+		Packages: testClaims(),
+		Options:  &vouchv1.VerifyOptions{Attest: true},
+	}
+	resp, err := s.VerifyPackages(ctx, req)
+	if !errors.Is(err, context.Canceled) || resp != nil {
+		t.Errorf("VerifyPackages = %v, %v; want context.Canceled and no response", resp, err)
+	}
+	if n := writes.Load(); n != 0 {
+		t.Errorf("%d ledger writes; want none", n)
+	}
+}
+
+type countingLedger struct {
+	store.Store
+	n *atomic.Int32
+}
+
+func (c countingLedger) AppendAttestation(ctx context.Context, a store.Attestation) (string, error) {
+	c.n.Add(1)
+	return c.Store.AppendAttestation(ctx, a)
 }

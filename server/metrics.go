@@ -15,6 +15,8 @@ type metrics struct {
 	attestations prometheus.Counter
 	ledgerWrite  prometheus.Histogram
 	panics       prometheus.Counter
+	inFlight     prometheus.Gauge
+	shed         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,9 +47,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vouch_grpc_panics_total",
 			Help: "Handler panics recovered into Internal errors.",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vouch_verify_in_flight",
+			Help: "VerifyPackages calls being worked on (at most limits.max_in_flight).",
+		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vouch_verify_shed_total",
+			Help: "VerifyPackages calls refused with ResourceExhausted because every slot stayed busy for limits.queue_timeout.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rpcs, m.latency, m.verdicts, m.attestations, m.ledgerWrite, m.panics)
+		reg.MustRegister(m.rpcs, m.latency, m.verdicts, m.attestations, m.ledgerWrite, m.panics, m.inFlight, m.shed)
 	}
 	return m
 }

@@ -90,6 +90,7 @@ type Server struct {
 	health  *health.Server
 	revs    revocationCache
 	datah   datahashCache
+	slots   chan struct{} // one per VerifyPackages call in flight
 }
 
 // New builds a Server.
@@ -124,6 +125,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		metrics: newMetrics(cfg.Registerer),
 		repos:   map[string]Repository{},
 		health:  health.NewServer(),
+		slots:   make(chan struct{}, cfg.Limits.MaxInFlight),
 	}
 	for _, r := range cfg.Repositories {
 		s.repos[r.Name] = r

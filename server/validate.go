@@ -22,6 +22,13 @@ type Limits struct {
 	MaxRequestBytes int
 	// MaxSubjects per request. Default 64.
 	MaxSubjects int
+	// MaxInFlight bounds the VerifyPackages calls being worked on at once.
+	// A call over it waits up to QueueTimeout for a slot, then fails with
+	// ResourceExhausted (overload is refused early and explicitly, rather
+	// than queued until the caller's deadline). Default 64.
+	MaxInFlight int
+	// QueueTimeout is how long a call waits for a slot. Default 1s.
+	QueueTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -36,6 +43,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSubjects <= 0 {
 		l.MaxSubjects = 64
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = 64
+	}
+	if l.QueueTimeout <= 0 {
+		l.QueueTimeout = time.Second
 	}
 	return l
 }

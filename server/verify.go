@@ -38,6 +38,11 @@ func (s *Server) VerifyPackages(ctx context.Context, req *vouchv1.VerifyPackages
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.acquireSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	revoked, err := s.revs.get(ctx, s.st, now)
 	if err != nil {
 		return nil, err
@@ -86,6 +91,36 @@ func (s *Server) VerifyPackages(ctx context.Context, req *vouchv1.VerifyPackages
 	return resp, nil
 }
 
+// acquireSlot takes one of Limits.MaxInFlight slots, waiting at most
+// Limits.QueueTimeout (and never past ctx). Over the limit the call fails
+// with ErrOverLimit (ResourceExhausted): the caller should back off and
+// retry.
+func (s *Server) acquireSlot(ctx context.Context) (func(), error) {
+	release := func() {
+		<-s.slots
+		s.metrics.inFlight.Dec()
+	}
+	select {
+	case s.slots <- struct{}{}:
+		s.metrics.inFlight.Inc()
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.Limits.QueueTimeout)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		s.metrics.inFlight.Inc()
+		return release, nil
+	case <-t.C:
+		s.metrics.shed.Inc()
+		return nil, fmt.Errorf("%w: vouchd is busy: %d VerifyPackages calls in flight and no slot freed within %s; retry with backoff",
+			ErrOverLimit, s.cfg.Limits.MaxInFlight, s.cfg.Limits.QueueTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // decide computes the verdict for one claim.
 func (s *Server) decide(ctx context.Context, c *claim, revoked map[string]store.Revocation) decision {
 	repo, ok := s.idx.Resolve(c.GetRepository())
@@ -118,7 +153,7 @@ func (s *Server) decide(ctx context.Context, c *claim, revoked map[string]store.
 		return d
 	case index.Stale:
 		d.verdict = vouchv1.Verdict_VERDICT_INDEX_STALE
-		d.reason = fmt.Sprintf("the signed index of %s/%s is older than its max_age (last confirmed fresh %s)", repo, c.GetArch(), l.Snapshot.FetchedAt.UTC().Format(time.RFC3339))
+		d.reason = fmt.Sprintf("the signed index of %s/%s is older than its max_age (last confirmed fresh %s)", repo, c.GetArch(), l.Snapshot.ConfirmedAt.UTC().Format(time.RFC3339))
 		return d
 	case index.NotFound:
 		d.verdict = vouchv1.Verdict_VERDICT_NOT_IN_INDEX
@@ -302,6 +337,11 @@ func (s *Server) issue(ctx context.Context, subjects []*vouchv1.Subject, claims 
 				Type: a.PredicateType, Digest: map[string]string{"sha256": hexSum}, Bundle: a.Bundle,
 			})
 		}
+	}
+	// A caller that has gone (deadline passed, canceled) would never
+	// receive the attestations: do not record what nobody holds.
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
 	}
 	start := time.Now()
 	id, err := s.st.AppendAttestation(ctx, entry)

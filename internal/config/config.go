@@ -29,6 +29,8 @@ const (
 	DefaultMaxControlBytes = 64 << 10
 	DefaultMaxRequestBytes = 32 << 20
 	DefaultMaxIndexBytes   = 300 << 20
+	DefaultMaxInFlight     = 64
+	DefaultQueueTimeout    = time.Second
 	DefaultVerifierID      = "https://github.com/vouchdev/vouch"
 	DefaultLogFormat       = "json"
 	DefaultLogLevel        = "info"
@@ -212,6 +214,12 @@ type Limits struct {
 	MaxPackages     int `yaml:"max_packages"`      // default 10,000
 	MaxControlBytes int `yaml:"max_control_bytes"` // default 64 KiB
 	MaxRequestBytes int `yaml:"max_request_bytes"` // default 32 MiB
+	// MaxInFlight bounds VerifyPackages calls worked on at once; a call
+	// over it waits QueueTimeout for a slot, then fails with
+	// RESOURCE_EXHAUSTED. Default 64.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// QueueTimeout is how long a call waits for a slot. Default 1s.
+	QueueTimeout Duration `yaml:"queue_timeout"`
 }
 
 // Repository is one APK repository vouch verifies against.
@@ -362,6 +370,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Limits.MaxRequestBytes == 0 {
 		c.Limits.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.Limits.MaxInFlight == 0 {
+		c.Limits.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.Limits.QueueTimeout == 0 {
+		c.Limits.QueueTimeout = Duration(DefaultQueueTimeout)
 	}
 	for i := range c.Repositories {
 		r := &c.Repositories[i]
@@ -539,6 +553,12 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.Limits.MaxRequestBytes < 0 || c.Limits.MaxRequestBytes > 1<<30 {
 		v.errf("limits.max_request_bytes", "%d: want 1..1073741824", c.Limits.MaxRequestBytes)
+	}
+	if c.Limits.MaxInFlight < 0 || c.Limits.MaxInFlight > 100_000 {
+		v.errf("limits.max_in_flight", "%d: want 1..100000", c.Limits.MaxInFlight)
+	}
+	if d := c.Limits.QueueTimeout.Std(); d < 0 || d > 10*time.Minute {
+		v.errf("limits.queue_timeout", "%s: want a duration from 1ms to 10m", d)
 	}
 	if len(c.Repositories) == 0 {
 		v.errf("repositories", "required: at least one repository")

@@ -148,6 +148,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 			MaxPackages:     cfg.Limits.MaxPackages,
 			MaxControlBytes: cfg.Limits.MaxControlBytes,
 			MaxRequestBytes: cfg.Limits.MaxRequestBytes,
+			MaxInFlight:     cfg.Limits.MaxInFlight,
+			QueueTimeout:    cfg.Limits.QueueTimeout.Std(),
 		},
 		Verifier:   attest.Verifier{ID: cfg.Verifier.ID, Version: Version},
 		Policy:     attest.Policy{URI: cfg.Verifier.PolicyURI, SHA256: policyDigest},
