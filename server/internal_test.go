@@ -270,3 +270,25 @@ func (c countingLedger) AppendAttestation(ctx context.Context, a store.Attestati
 	c.n.Add(1)
 	return c.Store.AppendAttestation(ctx, a)
 }
+
+// TestStaleReasonNamesLastConfirmation: the INDEX_STALE reason gives the
+// last time a fetch or 304 confirmed the index, not when it was first
+// downloaded.
+func TestStaleReasonNamesLastConfirmation(t *testing.T) {
+	s := newTestServer(t, func(st store.Store) store.Store { return st })
+	fetched, confirmed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+	s.idx = &fakeIndex{lookup: func(_, _, _, _ string) index.Lookup {
+		return index.Lookup{Outcome: index.Stale, Snapshot: index.SnapshotInfo{FetchedAt: fetched, ConfirmedAt: confirmed}}
+	}}
+	resp, err := s.VerifyPackages(context.Background(), &vouchv1.VerifyPackagesRequest{
+		Subjects: []*vouchv1.Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}},
+		Packages: testClaims(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.GetResults()[0]
+	if r.GetVerdict() != vouchv1.Verdict_VERDICT_INDEX_STALE || !strings.Contains(r.GetReason(), "last confirmed fresh 2026-01-05T12:00:00Z") {
+		t.Errorf("result = %v %q; want INDEX_STALE naming 2026-01-05T12:00:00Z", r.GetVerdict(), r.GetReason())
+	}
+}
