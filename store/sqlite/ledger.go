@@ -64,8 +64,9 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 			}
 		}
 		for i, p := range a.Predicates {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_predicates (attestation_seq, idx, type, digest, bundle) VALUES (?, ?, ?, ?, ?)`,
-				seq, i, p.Type, common.JSON(nonNilMap(p.Digest)), nonNilBytes(p.Bundle)); err != nil {
+			codec, bundle := s.codec.encode(nonNilBytes(p.Bundle))
+			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_predicates (attestation_seq, idx, type, digest, bundle, codec) VALUES (?, ?, ?, ?, ?, ?)`,
+				seq, i, p.Type, common.JSON(nonNilMap(p.Digest)), bundle, codec); err != nil {
 				return fmt.Errorf("appending attestation predicates: %w", err)
 			}
 		}
@@ -251,7 +252,7 @@ func (s *Store) loadAttestations(ctx context.Context, query string, args ...any)
 	if err := prow.Err(); err != nil {
 		return nil, err
 	}
-	drow, err := tx.QueryContext(ctx, `SELECT attestation_seq, type, digest, bundle
+	drow, err := tx.QueryContext(ctx, `SELECT attestation_seq, type, digest, bundle, codec
 		FROM attestation_predicates WHERE attestation_seq IN (`+list+`) ORDER BY attestation_seq, idx`, seqArgs...)
 	if err != nil {
 		return nil, err
@@ -259,12 +260,16 @@ func (s *Store) loadAttestations(ctx context.Context, query string, args ...any)
 	defer drow.Close()
 	for drow.Next() {
 		var (
-			seq    int64
-			p      store.Predicate
-			digest string
+			seq           int64
+			p             store.Predicate
+			digest, codec string
+			raw           []byte
 		)
-		if err := drow.Scan(&seq, &p.Type, &digest, &p.Bundle); err != nil {
+		if err := drow.Scan(&seq, &p.Type, &digest, &raw, &codec); err != nil {
 			return nil, err
+		}
+		if p.Bundle, err = s.codec.decode(codec, raw); err != nil {
+			return nil, fmt.Errorf("reading bundle of attestation %d: %w", seq, err)
 		}
 		if err := json.Unmarshal([]byte(digest), &p.Digest); err != nil {
 			return nil, fmt.Errorf("reading predicate digest: %w", err)

@@ -100,6 +100,7 @@ type Store struct {
 	notify  common.Broadcaster
 
 	lookup *sql.Stmt
+	codec  bundleCodec
 }
 
 var _ store.Store = (*Store)(nil)
@@ -169,6 +170,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		rdb.SetMaxIdleConns(cfg.MaxConns)
 	}
 	s := &Store{db: db, rdb: rdb, cfg: cfg, ckpt: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if s.codec, err = newBundleCodec(); err != nil {
+		_ = s.closeDBs()
+		return nil, fmt.Errorf("opening sqlite store: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.closeDBs() // the error being returned is the one that matters
 		return nil, err
@@ -232,6 +237,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.stopped
 	s.lookup.Close()
+	s.codec.close()
 	return s.closeDBs()
 }
 
