@@ -85,8 +85,8 @@ func (c *Cache) Refresh(ctx context.Context, repo, arch string) ([]RefreshResult
 
 // Run refreshes every (repository, arch) every Refresh interval (±10%
 // jitter; the first refresh is due when the loaded snapshot's
-// confirmation is one interval old, or soon after start when there is
-// none) and follows snapshots other replicas write to the store
+// confirmation is one interval old, within 5 s after start when that is
+// overdue, and within 250 ms when nothing is loaded) and follows snapshots other replicas write to the store
 // (WatchSnapshots, plus polling every PollInterval). It returns nil once
 // ctx is done and all its goroutines have stopped. Call it once.
 func (c *Cache) Run(ctx context.Context) error {
@@ -114,7 +114,13 @@ func (c *Cache) loop(ctx context.Context, s *stream) {
 	if t := s.confirmed.Load(); t != 0 && s.cur.Load() != nil {
 		first = time.Duration(t) + every - time.Duration(c.now().UnixNano())
 	}
-	if first <= 0 {
+	switch {
+	case s.cur.Load() == nil:
+		// Nothing to serve yet: fetch at once (a little jitter spreads
+		// replicas that start together; the store's refresh lock lets one
+		// of them fetch).
+		first = time.Duration(rand.Int64N(int64(min(every/10, 250*time.Millisecond)) + 1))
+	case first <= 0:
 		first = time.Duration(rand.Int64N(int64(min(every/10, 5*time.Second)) + 1))
 	}
 	timer := time.NewTimer(first)
