@@ -55,7 +55,14 @@ while IFS=$'\t' read -r pkg target; do
   last=$(grep -E '^fuzz: elapsed: .*execs: ' "$log" | tail -1 || true)
   fuzzed=$(sed -nE 's/^fuzz: elapsed: ([0-9hms.]+),.*/\1/p' <<<"$last")
   execs=$(sed -nE 's/.*execs: ([0-9]+) .*/\1/p' <<<"$last")
-  rate=$(sed -nE 's/.*execs: [0-9]+ \(([0-9]+)\/sec\).*/\1/p' <<<"$last")
+  # Go's own rate is that of the last 3 s; this is the whole run's.
+  rate=$(awk -v e="${execs:-0}" -v d="${fuzzed:-0s}" 'BEGIN {
+    s = 0; n = ""
+    for (i = 1; i <= length(d); i++) {
+      c = substr(d, i, 1)
+      if (c == "h") { s += n * 3600; n = "" } else if (c == "m") { s += n * 60; n = "" } else if (c == "s") { s += n; n = "" } else n = n c
+    }
+    if (s > 0) printf "%d", e / s; else print "?" }')
   total=$(sed -nE 's/.*\(total: ([0-9]+)\).*/\1/p' <<<"$last")
   cached=$(count "$cache/$module/$pkg/$target")
   committed=$(count "$pkg/testdata/fuzz/$target")
