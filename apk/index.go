@@ -228,6 +228,41 @@ func (x *Index) ChecksumOf(name, version, arch string) (Checksum, bool) {
 	return d.checksum(), true
 }
 
+// Attested returns what an attestation records of (name, version, arch) —
+// its C:, L: (license) and o: (origin) — reading only those two lines of
+// the record instead of materialising the whole entry. ok is false when the
+// index does not list it.
+func (x *Index) Attested(name, version, arch string) (c Checksum, license, origin string, ok bool) {
+	i := x.find(name, version, arch)
+	if i < 0 {
+		return Checksum{}, "", "", false
+	}
+	r := &x.recs[i]
+	d := digest{alg: r.alg}
+	copy(d.sum[:], r.sum[:])
+	if r.alg == ChecksumSHA256 {
+		d.sum = x.wide[i]
+	}
+	rec := x.text[r.off:r.end]
+	for len(rec) > 0 {
+		line := rec
+		if nl := strings.IndexByte(rec, '\n'); nl >= 0 {
+			line, rec = rec[:nl], rec[nl+1:]
+		} else {
+			rec = ""
+		}
+		if len(line) >= 2 && line[1] == ':' {
+			switch line[0] {
+			case 'L':
+				license = line[2:]
+			case 'o':
+				origin = line[2:]
+			}
+		}
+	}
+	return d.checksum(), license, origin, true
+}
+
 // Has reports whether the index lists (name, version, arch) with exactly
 // checksum c, without materialising the entry.
 func (x *Index) Has(name, version, arch string, c Checksum) bool {

@@ -254,3 +254,29 @@ func TestParseTextEmptyRequiredField(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexAttested: Attested agrees with the materialised Entry for every
+// entry of the real fixtures.
+func TestIndexAttested(t *testing.T) {
+	for _, tt := range []struct{ file, key string }{
+		{"alpine/v3.16-main-x86_64.APKINDEX.tar.gz", "alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"},
+		{"wolfi/wolfi-2022-subset.x86_64.APKINDEX.tar.gz", "wolfi-signing.rsa.pub"},
+		{"pmos/x86_64/APKINDEX.tar.gz", "pmos-59ff5cfb.rsa.pub"},
+	} {
+		x, err := LoadIndex(readFixture(t, tt.file), fixtureKeys(t, tt.key), IndexOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for e := range x.All() {
+			c, license, origin, ok := x.Attested(e.Name, e.Version, e.Arch)
+			if !ok || !c.Equal(e.Checksum) || license != e.License || origin != e.Origin {
+				t.Fatalf("%s: Attested(%s %s %s) = %v %q %q %v; want %v %q %q", tt.file, e.Name, e.Version, e.Arch, c, license, origin, ok, e.Checksum, e.License, e.Origin)
+			}
+			n++
+		}
+		if _, _, _, ok := x.Attested("no-such-package", "1-r0", "x86_64"); ok || n == 0 {
+			t.Errorf("%s: %d entries; a missing package was found: %v", tt.file, n, ok)
+		}
+	}
+}

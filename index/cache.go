@@ -291,12 +291,12 @@ func (c *Cache) Lookup(ctx context.Context, repo, arch, name, version string) Lo
 	if !s.fresh(now) {
 		return Lookup{Outcome: Stale, Snapshot: s.info(snap)}
 	}
-	if e, ok := snap.idx.Lookup(name, version, arch); ok {
+	if sum, license, origin, ok := snap.idx.Attested(name, version, arch); ok {
 		return Lookup{
 			Outcome:  Current,
-			Checksum: e.Checksum,
-			License:  e.License,
-			Origin:   e.Origin,
+			Checksum: sum,
+			License:  license,
+			Origin:   origin,
 			Snapshot: s.info(snap),
 		}
 	}

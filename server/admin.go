@@ -21,7 +21,7 @@ func (s *Server) RefreshRepository(ctx context.Context, req *vouchv1.RefreshRepo
 	if _, ok := s.repos[req.GetRepository()]; !ok {
 		return nil, fieldErr("repository", req.GetRepository(), "the name of a configured repository")
 	}
-	if a := req.GetArch(); a != "" && !archRE.MatchString(a) {
+	if a := req.GetArch(); a != "" && !isArch(a) {
 		return nil, fieldErr("arch", a, "an architecture name")
 	}
 	results, err := s.idx.Refresh(ctx, req.GetRepository(), req.GetArch())
@@ -152,14 +152,14 @@ func (s *Server) AcceptEquivocation(ctx context.Context, req *vouchv1.AcceptEqui
 	if _, ok := s.repos[req.GetRepository()]; !ok {
 		return nil, fieldErr("repository", req.GetRepository(), "the name of a configured repository")
 	}
-	if !archRE.MatchString(req.GetArch()) {
+	if !isArch(req.GetArch()) {
 		return nil, fieldErr("arch", req.GetArch(), "an architecture name")
 	}
-	if err := checkToken("name", req.GetName(), maxNameLen); err != nil {
-		return nil, err
+	if err := checkToken(req.GetName(), maxNameLen); err != nil {
+		return nil, err.at("name")
 	}
-	if err := checkToken("version", req.GetVersion(), maxVersionLen); err != nil {
-		return nil, err
+	if err := checkToken(req.GetVersion(), maxVersionLen); err != nil {
+		return nil, err.at("version")
 	}
 	sum, err := parseChecksumField("checksum", req.GetChecksum())
 	if err != nil {

@@ -137,8 +137,8 @@ func (s *Server) LookupPackage(ctx context.Context, req *vouchv1.LookupPackageRe
 		recs, err = s.st.EntriesByChecksum(ctx, sum)
 	case *vouchv1.LookupPackageRequest_Package:
 		p := q.Package
-		if err := checkToken("package.name", p.GetName(), maxNameLen); err != nil {
-			return nil, err
+		if err := checkToken(p.GetName(), maxNameLen); err != nil {
+			return nil, err.at("package.name")
 		}
 		if p.GetVersion() != "" && p.GetArch() != "" {
 			recs, err = s.st.LookupEntry(ctx, p.GetName(), p.GetVersion(), p.GetArch())
@@ -218,7 +218,7 @@ func (s *Server) ListLedgerEntries(ctx context.Context, req *vouchv1.ListLedgerE
 	}
 	if d := req.GetSubjectDigest(); d != "" {
 		hexd, ok := strings.CutPrefix(d, "sha256:")
-		if !ok || !sha256Hex.MatchString(hexd) {
+		if !ok || !isSHA256Hex(hexd) {
 			return nil, fieldErr("subject_digest", d, "sha256:<64 lower-case hex>")
 		}
 		q.SubjectDigest = d
@@ -265,8 +265,8 @@ func (s *Server) ListLedgerEntries(ctx context.Context, req *vouchv1.ListLedgerE
 
 // GetLedgerEntry implements ReaderService.GetLedgerEntry.
 func (s *Server) GetLedgerEntry(ctx context.Context, req *vouchv1.GetLedgerEntryRequest) (*vouchv1.GetLedgerEntryResponse, error) {
-	if err := checkToken("id", req.GetId(), 64); err != nil {
-		return nil, err
+	if err := checkToken(req.GetId(), 64); err != nil {
+		return nil, err.at("id")
 	}
 	a, err := s.st.Attestation(ctx, req.GetId())
 	if err != nil {

@@ -63,8 +63,6 @@ const (
 )
 
 var (
-	archRE    = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
-	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	digestAlg = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 )
 
@@ -105,28 +103,33 @@ func validateVerify(req *vouchv1.VerifyPackagesRequest, lim Limits, now time.Tim
 		}
 	}
 	claims := make([]claim, n)
+	lastURL := "" // claims of one request mostly share their repository URL: parse it once
 	for i, p := range req.GetPackages() {
+		// f names the field; it runs only on the way to an error.
 		f := func(name string) string { return fmt.Sprintf("packages[%d].%s", i, name) }
-		if err := checkToken(f("name"), p.GetName(), maxNameLen); err != nil {
-			return nil, err
+		if err := checkToken(p.GetName(), maxNameLen); err != nil {
+			return nil, err.at(f("name"))
 		}
-		if err := checkToken(f("version"), p.GetVersion(), maxVersionLen); err != nil {
-			return nil, err
+		if err := checkToken(p.GetVersion(), maxVersionLen); err != nil {
+			return nil, err.at(f("version"))
 		}
-		if !archRE.MatchString(p.GetArch()) {
+		if !isArch(p.GetArch()) {
 			return nil, fieldErr(f("arch"), p.GetArch(), "an architecture name such as x86_64 or aarch64 (the index's arch, not noarch)")
 		}
 		if p.GetArch() == "noarch" {
 			return nil, fieldErr(f("arch"), p.GetArch(), "the arch of the index the package was installed from (noarch packages are listed under each arch)")
 		}
-		if err := checkURL(f("repository"), p.GetRepository()); err != nil {
-			return nil, err
+		if u := p.GetRepository(); u != lastURL || u == "" {
+			if err := checkURL(u); err != nil {
+				return nil, err.at(f("repository"))
+			}
+			lastURL = u
 		}
 		sum, err := apk.ParseChecksum(p.GetChecksum())
 		if err != nil {
 			return nil, fieldErr(f("checksum"), p.GetChecksum(), "an APK identity checksum: Q1 + base64 SHA-1 (28 chars), or Q2/X1/X2")
 		}
-		if d := p.GetDatahash(); d != "" && !sha256Hex.MatchString(d) {
+		if d := p.GetDatahash(); d != "" && !isSHA256Hex(d) {
 			return nil, fieldErr(f("datahash"), d, "64 lower-case hex characters (SHA-256 of the data part)")
 		}
 		if c := p.GetControl(); len(c) > lim.MaxControlBytes {
@@ -151,7 +154,7 @@ func validateSubjects(subjects []*vouchv1.Subject, lim Limits) error {
 		if !ok {
 			return fieldErr(f+".digest", "", `a "sha256" digest is required`)
 		}
-		if !sha256Hex.MatchString(d) {
+		if !isSHA256Hex(d) {
 			return fieldErr(f+`.digest["sha256"]`, d, "64 lower-case hex characters")
 		}
 		if len(s.GetDigest()) > 8 {
@@ -173,26 +176,59 @@ func validateSubjects(subjects []*vouchv1.Subject, lim Limits) error {
 	return nil
 }
 
+// badValue is a field's problem before the field is named (naming costs a
+// Sprintf, which the valid path should not pay for).
+type badValue struct{ value, expected string }
+
+func (b *badValue) at(field string) *FieldError { return fieldErr(field, b.value, b.expected) }
+
 // checkToken accepts non-empty printable ASCII without spaces, at most max bytes.
-func checkToken(field, v string, max int) error {
+func checkToken(v string, max int) *badValue {
 	if v == "" {
-		return fieldErr(field, v, "required")
+		return &badValue{v, "required"}
 	}
 	if len(v) > max || !printable(v) {
-		return fieldErr(field, v, fmt.Sprintf("printable ASCII without spaces, at most %d bytes", max))
+		return &badValue{v, fmt.Sprintf("printable ASCII without spaces, at most %d bytes", max)}
 	}
 	return nil
 }
 
-func checkURL(field, v string) error {
+func checkURL(v string) *badValue {
 	if v == "" {
-		return fieldErr(field, v, "required: the repository URL the package was installed from")
+		return &badValue{v, "required: the repository URL the package was installed from"}
 	}
 	u, err := url.Parse(v)
 	if len(v) > maxURLLen || err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file") {
-		return fieldErr(field, v, fmt.Sprintf("an https, http or file URL of at most %d bytes", maxURLLen))
+		return &badValue{v, fmt.Sprintf("an https, http or file URL of at most %d bytes", maxURLLen)}
 	}
 	return nil
+}
+
+// isSHA256Hex reports whether s is 64 lower-case hex digits.
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isArch reports whether s is 1 to 32 of [a-z0-9_].
+func isArch(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func utf8Printable(s string) bool {

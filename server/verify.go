@@ -53,8 +53,9 @@ func (s *Server) VerifyPackages(ctx context.Context, req *vouchv1.VerifyPackages
 		Counts:  map[string]uint32{},
 	}
 	decisions := make([]decision, len(claims))
+	var res resolved
 	for i := range claims {
-		d := s.decide(ctx, &claims[i], revoked)
+		d := s.decide(ctx, &claims[i], revoked, &res)
 		decisions[i] = d
 		c := &claims[i]
 		resp.Results[i] = &vouchv1.PackageResult{
@@ -121,9 +122,24 @@ func (s *Server) acquireSlot(ctx context.Context) (func(), error) {
 	}
 }
 
+// resolved remembers the last repository URL resolved within one request:
+// a request's claims mostly share one.
+type resolved struct {
+	url, repo string
+	ok, set   bool
+}
+
+func (r *resolved) resolve(idx Indexes, url string) (string, bool) {
+	if !r.set || r.url != url {
+		r.repo, r.ok = idx.Resolve(url)
+		r.url, r.set = url, true
+	}
+	return r.repo, r.ok
+}
+
 // decide computes the verdict for one claim.
-func (s *Server) decide(ctx context.Context, c *claim, revoked map[string]store.Revocation) decision {
-	repo, ok := s.idx.Resolve(c.GetRepository())
+func (s *Server) decide(ctx context.Context, c *claim, revoked map[string]store.Revocation, res *resolved) decision {
+	repo, ok := res.resolve(s.idx, c.GetRepository())
 	if !ok {
 		return decision{verdict: vouchv1.Verdict_VERDICT_UNKNOWN_REPOSITORY,
 			reason: fmt.Sprintf("%s is not a configured repository or mirror", clip(c.GetRepository()))}
@@ -203,7 +219,7 @@ func (s *Server) decide(ctx context.Context, c *claim, revoked map[string]store.
 	if l.Outcome == index.History {
 		d.reason = fmt.Sprintf("listed in a signed index of %s/%s until %s (within the history window)", repo, c.GetArch(), l.LeftAt.UTC().Format(time.RFC3339))
 	} else {
-		d.reason = fmt.Sprintf("listed in the current signed index of %s/%s", repo, c.GetArch())
+		d.reason = "listed in the current signed index of " + repo + "/" + c.GetArch() // the common case: no Sprintf
 	}
 	return d
 }
