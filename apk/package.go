@@ -546,7 +546,7 @@ func copyTwo(r io.Reader, a hash.Hash, bs []hash.Hash, buf []byte, seen func([]b
 			return total, err
 		}
 	}
-	const chunk, inFlight = 256 << 10, 4
+	const chunk, inFlight = 1 << 20, 4
 	free := make(chan []byte, inFlight)
 	for range inFlight {
 		free <- make([]byte, chunk)
