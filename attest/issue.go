@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -111,18 +112,18 @@ func signStatement(ctx context.Context, kp *keypair, stmt []byte) (Attestation, 
 	if env == nil || len(env.GetSignatures()) != 1 {
 		return Attestation{}, fmt.Errorf("%w: bundle has no single DSSE signature", ErrSigning)
 	}
-	bundleJSON, err := protojson.Marshal(b)
-	if err != nil {
-		return Attestation{}, fmt.Errorf("%w: encoding bundle: %w", ErrSigning, err)
+	// The statement's base64 is most of both documents: encode it once.
+	payloadB64 := base64.StdEncoding.AppendEncode(make([]byte, 0, base64.StdEncoding.EncodedLen(len(stmt))), stmt)
+	bundleJSON, ok := appendBundleJSON(make([]byte, 0, len(payloadB64)+512), b, payloadB64)
+	if !ok {
+		// Not the shape appendBundleJSON writes (a future sigstore-go
+		// adding material): the general encoder.
+		var err error
+		if bundleJSON, err = protojson.Marshal(b); err != nil {
+			return Attestation{}, fmt.Errorf("%w: encoding bundle: %w", ErrSigning, err)
+		}
 	}
-	envJSON, err := marshalEnvelope(&envelope{
-		PayloadType: PayloadType,
-		Payload:     stmt,
-		Signatures:  []envelopeSignature{{KeyID: kp.s.KeyID(), Sig: env.GetSignatures()[0].GetSig()}},
-	})
-	if err != nil {
-		return Attestation{}, fmt.Errorf("%w: encoding envelope: %w", ErrSigning, err)
-	}
+	envJSON := appendEnvelopeJSON(make([]byte, 0, len(payloadB64)+256), PayloadType, payloadB64, kp.s.KeyID(), env.GetSignatures()[0].GetSig())
 	return Attestation{Statement: stmt, Bundle: bundleJSON, Envelope: envJSON}, nil
 }
 
