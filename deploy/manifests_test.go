@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -270,6 +271,18 @@ func TestKubernetesDeployments(t *testing.T) {
 					if hasPW != tt.wantPassword {
 						t.Errorf("PGPASSWORD from a Secret: %v; want %v", hasPW, tt.wantPassword)
 					}
+					// GOMEMLIMIT: set, and below the container's memory limit.
+					var soft string
+					for _, e := range env {
+						if get(e, "name") == "GOMEMLIMIT" {
+							soft = str(get(e, "value"))
+						}
+					}
+					softB, okS := byteSize(soft, "MiB")
+					hardB, okH := byteSize(str(get(c, "resources.limits.memory")), "Mi", "Gi")
+					if !okS || !okH || softB >= hardB || softB < hardB/2 {
+						t.Errorf("GOMEMLIMIT %q with limits.memory %v: want a soft limit between half the limit and the limit", soft, get(c, "resources.limits.memory"))
+					}
 				case "PodDisruptionBudget":
 					sawPDB = true
 				case "Service":
@@ -407,4 +420,16 @@ func TestKubernetesFilesMounted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// byteSize parses "800MiB", "1Gi" and the like with one of the given units.
+func byteSize(s string, units ...string) (int64, bool) {
+	mult := map[string]int64{"Mi": 1 << 20, "MiB": 1 << 20, "Gi": 1 << 30, "GiB": 1 << 30}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v * mult[u], err == nil && v > 0
+		}
+	}
+	return 0, false
 }
