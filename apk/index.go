@@ -203,6 +203,32 @@ func (x *Index) All() iter.Seq[Entry] {
 	}
 }
 
+// Identity is what names an index entry: package name, version, the A:
+// arch and the C: checksum.
+type Identity struct {
+	Name, Version, Arch string
+	Checksum            Checksum
+}
+
+// Identities iterates over the valid entries' identities in file order
+// without materialising their other fields (what comparing two indexes
+// needs).
+func (x *Index) Identities() iter.Seq[Identity] {
+	return func(yield func(Identity) bool) {
+		for i := range x.recs {
+			r := &x.recs[i]
+			d := digest{alg: r.alg}
+			copy(d.sum[:], r.sum[:])
+			if r.alg == ChecksumSHA256 {
+				d.sum = x.wide[int32(i)]
+			}
+			if !yield(Identity{Name: x.str(r.nameOff, r.nameLen), Version: x.str(r.verOff, r.verLen), Arch: x.archs[r.arch], Checksum: d.checksum()}) {
+				return
+			}
+		}
+	}
+}
+
 // Lookup returns the entry for (name, version, arch). Arch is the index's
 // A: value (rewritten for noarch packages, APK-FORMAT §8.6).
 func (x *Index) Lookup(name, version, arch string) (Entry, bool) {
@@ -244,23 +270,25 @@ func (x *Index) Attested(name, version, arch string) (c Checksum, license, origi
 		d.sum = x.wide[i]
 	}
 	rec := x.text[r.off:r.end]
-	for len(rec) > 0 {
-		line := rec
-		if nl := strings.IndexByte(rec, '\n'); nl >= 0 {
-			line, rec = rec[:nl], rec[nl+1:]
-		} else {
-			rec = ""
-		}
-		if len(line) >= 2 && line[1] == ':' {
-			switch line[0] {
-			case 'L':
-				license = line[2:]
-			case 'o':
-				origin = line[2:]
-			}
-		}
+	return d.checksum(), fieldValue(rec, "L:"), fieldValue(rec, "o:"), true
+}
+
+// fieldValue returns the value of the line of rec that starts with key
+// ("L:"), or "". Records were validated at load: keys are unique.
+func fieldValue(rec, key string) string {
+	var i int
+	if strings.HasPrefix(rec, key) {
+		i = 0
+	} else if i = strings.Index(rec, "\n"+key); i < 0 {
+		return ""
+	} else {
+		i++
 	}
-	return d.checksum(), license, origin, true
+	v := rec[i+len(key):]
+	if nl := strings.IndexByte(v, '\n'); nl >= 0 {
+		v = v[:nl]
+	}
+	return v
 }
 
 // Has reports whether the index lists (name, version, arch) with exactly

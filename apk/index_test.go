@@ -280,3 +280,25 @@ func TestIndexAttested(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexIdentities: Identities yields the identity of every entry All
+// yields, in the same order.
+func TestIndexIdentities(t *testing.T) {
+	x, err := LoadIndex(readFixture(t, "alpine/v3.16-main-x86_64.APKINDEX.tar.gz"), fixtureKeys(t, "alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"), IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []Identity
+	for e := range x.All() {
+		want = append(want, Identity{Name: e.Name, Version: e.Version, Arch: e.Arch, Checksum: e.Checksum})
+	}
+	for id := range x.Identities() {
+		got = append(got, id)
+	}
+	if len(want) != 4929 {
+		t.Fatalf("%d entries, want 4929", len(want))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Identities (-All +Identities):\n%s", diff)
+	}
+}

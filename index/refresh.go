@@ -591,7 +591,7 @@ func (c *Cache) recordEvent(ctx context.Context, s *stream, ev store.Event) {
 func entriesOf(idx *apk.Index, arch string) []store.Entry {
 	out := make([]store.Entry, 0, idx.Len())
 	seen := make(map[nv]struct{}, idx.Len())
-	for e := range idx.All() {
+	for e := range idx.Identities() {
 		if e.Arch != arch {
 			continue
 		}
