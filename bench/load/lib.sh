@@ -37,20 +37,7 @@ work=
 bench_cleanup() {
   local rc=$?
   set +e
-  local pid
-  for pid in "${bench_pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null
-  done
-  for pid in "${bench_pids[@]}"; do
-    # vouchd drains for at most 30s; do not wait forever.
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.4
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  bench_pids=()
+  stop_all
   local s
   for s in "${bench_schemas[@]}"; do
     if "$work/bin/loadtool" pg-drop "$bench_pg_dsn" "$s"; then
@@ -126,6 +113,7 @@ stop_all() {
     kill -TERM "$pid" 2>/dev/null || true
   done
   for pid in "${bench_pids[@]}"; do
+    # vouchd drains for at most 30s; do not wait forever.
     for _ in $(seq 100); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.4
