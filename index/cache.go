@@ -70,11 +70,6 @@ type SnapshotInfo struct {
 type Lookup struct {
 	Outcome  Outcome
 	Checksum apk.Checksum // checksum listed for (name, version, arch)
-	// License and Origin come from the current entry (empty for History).
-	// They share memory with the snapshot: a caller that keeps them for
-	// long (beyond the request) should strings.Clone them, or the whole
-	// snapshot stays in memory.
-	License, Origin string
 	// LeftAt (History): when the entry left the index.
 	LeftAt time.Time
 	// Expired (History): it left longer ago than the history window; the
@@ -83,6 +78,25 @@ type Lookup struct {
 	// Snapshot is the snapshot that decided (zero for UnknownRepository and
 	// NoSnapshot).
 	Snapshot SnapshotInfo
+
+	// For Current: the snapshot's index and the key, so that LicenseOrigin
+	// reads the same snapshot later without the lookup paying for it.
+	idx                 *apk.Index
+	name, version, arch string
+}
+
+// LicenseOrigin returns the L: and o: of a Current entry, read from the
+// snapshot that decided the lookup ("" for other outcomes). Verification
+// needs only the checksum; attestations record these, so they are read only
+// when asked for. They share memory with the snapshot: a caller that keeps
+// them beyond the request should strings.Clone them, or the whole snapshot
+// stays in memory.
+func (l Lookup) LicenseOrigin() (license, origin string) {
+	if l.idx == nil {
+		return "", ""
+	}
+	_, license, origin, _ = l.idx.Attested(l.name, l.version, l.arch)
+	return license, origin
 }
 
 // Cache keeps the verified index snapshots of the configured repositories.
@@ -291,13 +305,12 @@ func (c *Cache) Lookup(ctx context.Context, repo, arch, name, version string) Lo
 	if !s.fresh(now) {
 		return Lookup{Outcome: Stale, Snapshot: s.info(snap)}
 	}
-	if sum, license, origin, ok := snap.idx.Attested(name, version, arch); ok {
+	if sum, ok := snap.idx.ChecksumOf(name, version, arch); ok {
 		return Lookup{
 			Outcome:  Current,
 			Checksum: sum,
-			License:  license,
-			Origin:   origin,
 			Snapshot: s.info(snap),
+			idx:      snap.idx, name: name, version: version, arch: arch,
 		}
 	}
 	l := Lookup{Outcome: NotFound, Snapshot: s.info(snap)}

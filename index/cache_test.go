@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vouchdev/vouch/store"
@@ -44,14 +45,20 @@ func TestRefreshLookupAndHistory(t *testing.T) {
 	}
 	got := c.Lookup(ctx, "test", testArch, "foo", "1.0-r0")
 	want := Lookup{
-		Outcome: Current, Checksum: pkg{name: "foo", version: "1.0-r0"}.checksum(), License: "MIT", Origin: "foo",
+		Outcome: Current, Checksum: pkg{name: "foo", version: "1.0-r0"}.checksum(),
 		Snapshot: SnapshotInfo{
 			ID: got.Snapshot.ID, IndexURL: srv.URL + "/os/x86_64/APKINDEX.tar.gz", SHA256: hexSHA256(v1),
 			Keys: []string{"test.rsa.pub"}, FetchedAt: clk.Now(), ConfirmedAt: clk.Now(),
 		},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Lookup{})); diff != "" {
 		t.Errorf("Lookup current (-want +got):\n%s", diff)
+	}
+	if license, origin := got.LicenseOrigin(); license != "MIT" || origin != "foo" {
+		t.Errorf("LicenseOrigin = %q, %q; want MIT, foo", license, origin)
+	}
+	if license, origin := c.Lookup(ctx, "test", testArch, "no-such", "1.0-r0").LicenseOrigin(); license != "" || origin != "" {
+		t.Errorf("LicenseOrigin of a miss = %q, %q; want empty", license, origin)
 	}
 
 	// A conditional GET answered 304 confirms without parsing.

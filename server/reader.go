@@ -177,7 +177,7 @@ func (s *Server) LookupPackage(ctx context.Context, req *vouchv1.LookupPackageRe
 		_, ip.Revoked = revoked[r.Checksum.Key()]
 		if r.Current() {
 			if l := s.idx.Lookup(ctx, r.Repository, r.Arch, r.Name, r.Version); l.Outcome == index.Current {
-				ip.License, ip.Origin = l.License, l.Origin
+				ip.License, ip.Origin = l.LicenseOrigin()
 			}
 		}
 		resp.Packages = append(resp.Packages, ip)

@@ -295,14 +295,15 @@ func (s *Server) issue(ctx context.Context, subjects []*vouchv1.Subject, claims 
 		if d.lookup.Outcome == index.History {
 			m = attest.MatchHistory
 		}
+		license, origin := d.lookup.LicenseOrigin()
 		pkgs[i] = attest.Package{
 			Name:     c.GetName(),
 			Version:  c.GetVersion(),
 			Arch:     c.GetArch(),
 			Checksum: c.sum,
 			DataHash: d.datahash,
-			License:  d.lookup.License,
-			Origin:   d.lookup.Origin,
+			License:  license,
+			Origin:   origin,
 			Repository: attest.Repository{
 				Name: repo.Name, URL: repo.URL, Supplier: repo.Supplier, Distro: repo.Distro,
 			},
