@@ -212,9 +212,9 @@ func TestWALBounded(t *testing.T) {
 	if bound := int64(written / 2); maxWAL > bound {
 		t.Errorf("WAL grew to %d bytes; want at most %d, half of what was written (%.1f MiB/s)", maxWAL, bound, rate/(1<<20))
 	}
-	// Once the checkpointer has run, the WAL was truncated: only the last
-	// small write is in it.
-	if fi.Size() > limit/2 {
-		t.Errorf("WAL is %d bytes after the checkpointer ran; want it emptied (under %d)", fi.Size(), limit/2)
+	// Once the checkpointer has run, the WAL is back within the limit
+	// (truncated, or reset and cut to journal_size_limit).
+	if fi.Size() > limit {
+		t.Errorf("WAL is %d bytes after the checkpointer ran; want at most the limit %d", fi.Size(), limit)
 	}
 }
