@@ -75,6 +75,8 @@ func TestParseErrors(t *testing.T) {
 		{"public address without tls or auth", strings.Replace(base, "127.0.0.1:7443", "0.0.0.0:7443", 1), []string{"bad.yaml:1: listen:", "not a loopback address: configure tls"}},
 		{"duplicate repository", base + strings.SplitN(base, "repositories:\n", 2)[1], []string{"repositories[1].name: \"wolfi\" is already the name of repositories[0]"}},
 		{"bad role", base + "tls: {cert: " + dir + "/signing.key, key: " + dir + "/signing.key, client_ca: " + dir + "/signing.key}\nauth:\n  client_certificates:\n    - {identity: ci, roles: [root]}\n", []string{"auth.client_certificates[0].roles: unknown role \"root\""}},
+		{"negative max_in_flight", base + "limits: {max_in_flight: -3}\n", []string{"bad.yaml:12: limits.max_in_flight: -3: want 1..100000"}},
+		{"queue_timeout too long", base + "limits: {queue_timeout: 1h}\n", []string{"bad.yaml:12: limits.queue_timeout: 1h0m0s: want a duration from 1ms to 10m"}},
 		{"not yaml", "listen: [\n", []string{"bad.yaml:", "not valid YAML"}},
 		{"empty", "", []string{"bad.yaml: file is empty"}},
 	}
