@@ -217,12 +217,7 @@ func (x *Index) Identities() iter.Seq[Identity] {
 	return func(yield func(Identity) bool) {
 		for i := range x.recs {
 			r := &x.recs[i]
-			d := digest{alg: r.alg}
-			copy(d.sum[:], r.sum[:])
-			if r.alg == ChecksumSHA256 {
-				d.sum = x.wide[int32(i)]
-			}
-			if !yield(Identity{Name: x.str(r.nameOff, r.nameLen), Version: x.str(r.verOff, r.verLen), Arch: x.archs[r.arch], Checksum: d.checksum()}) {
+			if !yield(Identity{Name: x.str(r.nameOff, r.nameLen), Version: x.str(r.verOff, r.verLen), Arch: x.archs[r.arch], Checksum: x.checksumAt(int32(i))}) {
 				return
 			}
 		}
@@ -245,13 +240,19 @@ func (x *Index) ChecksumOf(name, version, arch string) (Checksum, bool) {
 	if i < 0 {
 		return Checksum{}, false
 	}
+	return x.checksumAt(i), true
+}
+
+// checksumAt rebuilds record i's C: from the compact record (and, for
+// SHA-256 checksums, the full digest kept beside it).
+func (x *Index) checksumAt(i int32) Checksum {
 	r := &x.recs[i]
 	d := digest{alg: r.alg}
 	copy(d.sum[:], r.sum[:])
 	if r.alg == ChecksumSHA256 {
 		d.sum = x.wide[i]
 	}
-	return d.checksum(), true
+	return d.checksum()
 }
 
 // Attested returns what an attestation records of (name, version, arch) —
@@ -264,13 +265,8 @@ func (x *Index) Attested(name, version, arch string) (c Checksum, license, origi
 		return Checksum{}, "", "", false
 	}
 	r := &x.recs[i]
-	d := digest{alg: r.alg}
-	copy(d.sum[:], r.sum[:])
-	if r.alg == ChecksumSHA256 {
-		d.sum = x.wide[i]
-	}
 	rec := x.text[r.off:r.end]
-	return d.checksum(), fieldValue(rec, "L:"), fieldValue(rec, "o:"), true
+	return x.checksumAt(i), fieldValue(rec, "L:"), fieldValue(rec, "o:"), true
 }
 
 // fieldValue returns the value of the line of rec that starts with key
@@ -470,12 +466,7 @@ func (x *Index) entry(i int32) Entry {
 			_, _ = setField(&e, &rawC, &seen, line[0], line[2:])
 		}
 	}
-	d := digest{alg: r.alg}
-	copy(d.sum[:], r.sum[:])
-	if r.alg == ChecksumSHA256 {
-		d.sum = x.wide[i]
-	}
-	e.Checksum = d.checksum()
+	e.Checksum = x.checksumAt(i)
 	return e
 }
 
