@@ -7,14 +7,13 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
 
 	"github.com/vouchdev/vouch/apk"
 	"github.com/vouchdev/vouch/internal/testrepo"
+	"github.com/vouchdev/vouch/internal/testtools"
 )
 
 // wolfiSize is the number of entries of a Wolfi-size index (APK-FORMAT §7:
@@ -57,14 +56,14 @@ func BenchmarkIndexLoad(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var x *apk.Index
-	cpu := startCPU()
+	reportCPU := testtools.ReportCPU(b)
 	for b.Loop() {
 		var err error
 		if x, err = apk.LoadIndex(data, keys, apk.IndexOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b)
+	reportCPU()
 	if x.Len() != wolfiSize {
 		b.Fatalf("Len = %d", x.Len())
 	}
@@ -87,7 +86,7 @@ func BenchmarkIndexGunzipStdlib(b *testing.B) {
 	data, _, _ := loadBigIndex(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	cpu := startCPU()
+	reportCPU := testtools.ReportCPU(b)
 	for b.Loop() {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -97,7 +96,7 @@ func BenchmarkIndexGunzipStdlib(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b)
+	reportCPU()
 }
 
 // BenchmarkIndexGunzipKlauspost only inflates the same file with
@@ -106,7 +105,7 @@ func BenchmarkIndexGunzipKlauspost(b *testing.B) {
 	data, _, _ := loadBigIndex(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	cpu := startCPU()
+	reportCPU := testtools.ReportCPU(b)
 	for b.Loop() {
 		zr, err := kgzip.NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -116,7 +115,7 @@ func BenchmarkIndexGunzipKlauspost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b)
+	reportCPU()
 }
 
 // BenchmarkIndexLookup looks entries up in the loaded Wolfi-size index, at
@@ -132,7 +131,7 @@ func BenchmarkIndexLookup(b *testing.B) {
 	b.Run("NameVersionArch", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		reportCPU := testtools.ReportCPU(b)
 		for b.Loop() {
 			e := &entries[i%len(entries)]
 			if _, ok := x.Lookup(e.Name, e.Version, e.Arch); !ok {
@@ -140,12 +139,12 @@ func BenchmarkIndexLookup(b *testing.B) {
 			}
 			i += 7919
 		}
-		cpu.report(b)
+		reportCPU()
 	})
 	b.Run("ChecksumOf", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		reportCPU := testtools.ReportCPU(b)
 		for b.Loop() {
 			e := &entries[i%len(entries)]
 			if _, ok := x.ChecksumOf(e.Name, e.Version, e.Arch); !ok {
@@ -153,12 +152,12 @@ func BenchmarkIndexLookup(b *testing.B) {
 			}
 			i += 7919
 		}
-		cpu.report(b)
+		reportCPU()
 	})
 	b.Run("Attested", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		reportCPU := testtools.ReportCPU(b)
 		for b.Loop() {
 			e := &entries[i%len(entries)]
 			if _, _, _, ok := x.Attested(e.Name, e.Version, e.Arch); !ok {
@@ -166,12 +165,12 @@ func BenchmarkIndexLookup(b *testing.B) {
 			}
 			i += 7919
 		}
-		cpu.report(b)
+		reportCPU()
 	})
 	b.Run("Has", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		reportCPU := testtools.ReportCPU(b)
 		for b.Loop() {
 			e := &entries[i%len(entries)]
 			if !x.Has(e.Name, e.Version, e.Arch, e.Checksum) {
@@ -179,29 +178,29 @@ func BenchmarkIndexLookup(b *testing.B) {
 			}
 			i += 7919
 		}
-		cpu.report(b)
+		reportCPU()
 	})
 	b.Run("Checksum", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		reportCPU := testtools.ReportCPU(b)
 		for b.Loop() {
 			if _, ok := x.LookupChecksum(entries[i%len(entries)].Checksum); !ok {
 				b.Fatal("not found")
 			}
 			i += 7919
 		}
-		cpu.report(b)
+		reportCPU()
 	})
 	b.Run("Miss", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu := startCPU()
+		reportCPU := testtools.ReportCPU(b)
 		for b.Loop() {
 			if _, ok := x.Lookup("no-such-package", "1.0-r0", "x86_64"); ok {
 				b.Fatal("found")
 			}
 		}
-		cpu.report(b)
+		reportCPU()
 	})
 }
 
@@ -233,13 +232,13 @@ func BenchmarkPackageDigest(b *testing.B) {
 	data := loadBigPackage(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	cpu := startCPU()
+	reportCPU := testtools.ReportCPU(b)
 	for b.Loop() {
 		if _, err := apk.ReadPackage(bytes.NewReader(data), apk.PackageOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b)
+	reportCPU()
 }
 
 // BenchmarkSHA256Raw is one SHA-256 over the same bytes as
@@ -247,11 +246,11 @@ func BenchmarkPackageDigest(b *testing.B) {
 func BenchmarkSHA256Raw(b *testing.B) {
 	data := loadBigPackage(b)
 	b.SetBytes(int64(len(data)))
-	cpu := startCPU()
+	reportCPU := testtools.ReportCPU(b)
 	for b.Loop() {
 		sha256.Sum256(data)
 	}
-	cpu.report(b)
+	reportCPU()
 }
 
 // BenchmarkIndexLoadAlpine verifies and parses the real Alpine v3.16 main
@@ -267,31 +266,11 @@ func BenchmarkIndexLoadAlpine(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	cpu := startCPU()
+	reportCPU := testtools.ReportCPU(b)
 	for b.Loop() {
 		if _, err := apk.LoadIndex(data, keys, apk.IndexOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b)
-}
-
-// cpuClock measures the process's CPU time (user + system, all threads),
-// so that results on a shared, overloaded machine can be read beside the
-// wall-clock ns/op.
-type cpuClock struct{ start time.Duration }
-
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func startCPU() cpuClock { return cpuClock{start: cpuNow()} }
-
-// report adds a cpu-ns/op metric; call it right after the b.Loop loop.
-func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64(cpuNow()-c.start)/float64(b.N), "cpu-ns/op")
+	reportCPU()
 }

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/vouchdev/vouch/apk"
 	"github.com/vouchdev/vouch/internal/testrepo"
+	"github.com/vouchdev/vouch/internal/testtools"
 )
 
 // bigIndex builds Wolfi-size signed indexes cheaply, one per rotation:
@@ -142,25 +142,6 @@ func memServer(tb testing.TB) (*server, *atomic.Pointer[[]byte]) {
 	return srv, &cur
 }
 
-// reportCPU adds the process CPU time per op ("cpu-ns/op"), which unlike
-// ns/op does not count time the benchmark waited for a core on a shared
-// machine. Call as defer reportCPU(b)() after ResetTimer.
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			return 0
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() {
-		if n := b.N; n > 0 {
-			b.ReportMetric(float64(cpu()-start)/float64(n), "cpu-ns/op")
-		}
-	}
-}
-
 func heapAfterGC() uint64 {
 	var ms runtime.MemStats
 	runtime.GC()
@@ -246,7 +227,7 @@ func BenchmarkLookupCurrent(b *testing.B) {
 	es := big.entries[big.changing:]
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer testtools.ReportCPU(b)()
 	i := 0
 	for b.Loop() {
 		e := &es[i%len(es)]
@@ -266,7 +247,7 @@ func BenchmarkLookupCurrentHot(b *testing.B) {
 	es := big.entries[big.changing : big.changing+512]
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer testtools.ReportCPU(b)()
 	i := 0
 	for b.Loop() {
 		e := &es[i%len(es)]

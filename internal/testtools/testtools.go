@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run under CI (CI=true), where a missing
@@ -60,4 +62,29 @@ func Missing(t testing.TB, reason string) {
 		t.Fatalf("required under CI=true: %s", reason)
 	}
 	t.Skipf("skipping: %s", reason)
+}
+
+// CPUTime is the CPU time this process has used so far (user and system,
+// all threads). Beside a benchmark's wall-clock ns/op it tells whether a
+// slow run waited for a core on a shared machine; it does not count other
+// processes (a database server's own CPU).
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ReportCPU starts measuring CPU time; the function it returns adds the
+// CPU time per iteration since then to b as "cpu-ns/op". Call it right
+// before the timed loop and the returned function right after it (or
+// defer it).
+func ReportCPU(b *testing.B) func() {
+	start := CPUTime()
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(CPUTime()-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
 }

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vouchdev/vouch/internal/testtools"
 	"github.com/vouchdev/vouch/store"
 )
 
@@ -26,18 +26,10 @@ const IndexSize = 186000
 // a database server's own CPU.
 type cpuMeter struct{ total time.Duration }
 
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func (m *cpuMeter) measure(f func()) {
-	start := cpuNow()
+	start := testtools.CPUTime()
 	f()
-	m.total += cpuNow() - start
+	m.total += testtools.CPUTime() - start
 }
 
 func (m *cpuMeter) report(b *testing.B) {
