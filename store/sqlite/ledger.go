@@ -20,9 +20,36 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 	if a.ID == "" {
 		a.ID = store.NewID(a.Time)
 	}
+	digests := 0
+	for _, sub := range a.Subjects {
+		digests += len(sub.Digest)
+	}
+	queries := []string{insertAttestation}
+	for _, r := range []struct {
+		ins  rowInsert
+		rows int
+	}{{insertDigests, digests}, {insertPackages, len(a.Packages)}, {insertPredicates, len(a.Predicates)}} {
+		for _, n := range r.ins.chunks(r.rows) {
+			queries = append(queries, r.ins.sql(n))
+		}
+	}
+	s.stmts.warm(ctx, queries...)
+	// Compressing is most of an append's CPU: done before the write lock
+	// is taken, so concurrent appends compress in parallel.
+	bundles := make([]struct {
+		codec string
+		data  []byte
+	}, len(a.Predicates))
+	for i, p := range a.Predicates {
+		bundles[i].codec, bundles[i].data = s.codec.encode(nonNilBytes(p.Bundle))
+	}
 	err := s.write(ctx, "append_attestation", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO attestations (id, created_at, builder, verdict, subjects) VALUES (?, ?, ?, ?, ?)`,
-			a.ID, common.Micro(a.Time), a.Builder, a.Verdict, common.EncodeSubjects(a.Subjects))
+		ins, err := s.stmts.get(ctx, tx, insertAttestation)
+		if err != nil {
+			return fmt.Errorf("appending attestation: %w", err)
+		}
+		res, err := ins.ExecContext(ctx, a.ID, common.Micro(a.Time), a.Builder, a.Verdict, common.EncodeSubjects(a.Subjects))
+		ins.Close()
 		if isUnique(err) {
 			return fmt.Errorf("appending attestation %s: %w: id exists", a.ID, store.ErrConflict)
 		}
@@ -34,49 +61,81 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 			return fmt.Errorf("appending attestation: %w", err)
 		}
 		var args []any
-		var q strings.Builder
 		for _, sub := range a.Subjects {
 			for alg, v := range sub.Digest {
-				if len(args) > 0 {
-					q.WriteByte(',')
-				}
-				q.WriteString("(?,?,?)")
 				args = append(args, seq, alg, strings.ToLower(v))
 			}
 		}
-		if len(args) > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_digests (attestation_seq, alg, value) VALUES `+q.String(), args...); err != nil {
-				return fmt.Errorf("appending attestation subjects: %w", err)
-			}
+		if err := s.insertRows(ctx, tx, insertDigests, args); err != nil {
+			return fmt.Errorf("appending attestation subjects: %w", err)
 		}
-		args, q = args[:0], strings.Builder{}
+		args = args[:0]
 		for i, p := range a.Packages {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("(?,?,?,?,?,?,?,?,?,?)")
 			args = append(args, seq, i, p.Name, p.Version, p.Arch, p.Repository, common.Checksum(p.Checksum), p.DataHash, p.Verdict, p.IndexSHA256)
 		}
-		if len(args) > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_packages
-				(attestation_seq, idx, name, version, arch, repository, checksum, datahash, verdict, index_sha256) VALUES `+q.String(), args...); err != nil {
-				return fmt.Errorf("appending attestation packages: %w", err)
-			}
+		if err := s.insertRows(ctx, tx, insertPackages, args); err != nil {
+			return fmt.Errorf("appending attestation packages: %w", err)
 		}
+		args = args[:0]
 		for i, p := range a.Predicates {
-			codec, bundle := s.codec.encode(nonNilBytes(p.Bundle))
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_predicates (attestation_seq, idx, type, digest, bundle, codec) VALUES (?, ?, ?, ?, ?, ?)`,
-				seq, i, p.Type, common.JSON(nonNilMap(p.Digest)), bundle, codec); err != nil {
-				return fmt.Errorf("appending attestation predicates: %w", err)
-			}
+			args = append(args, seq, i, p.Type, common.JSON(nonNilMap(p.Digest)), bundles[i].data, bundles[i].codec)
+		}
+		if err := s.insertRows(ctx, tx, insertPredicates, args); err != nil {
+			return fmt.Errorf("appending attestation predicates: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return "", err
 	}
+	if s.pending.Add(int64(len(a.Packages))) >= int64(s.cfg.IndexBatch) {
+		// The entry is durable; a failed run is retried by the next append
+		// and meanwhile queries read the rows as pending.
+		_ = s.writeLedgerRun(ctx)
+	}
 	return a.ID, nil
 }
+
+// writeLedgerRun copies the keys of every pending ledger row (those above
+// the newest run) into ledger_keys as a new run, in key order (migration 4
+// explains the layout).
+func (s *Store) writeLedgerRun(ctx context.Context) error {
+	n := s.pending.Swap(0)
+	err := s.write(ctx, "ledger_run", func(tx *sql.Tx) error {
+		var from, to int64
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(upto_seq), 0) FROM ledger_runs), (SELECT COALESCE(MAX(seq), 0) FROM attestations)`).Scan(&from, &to); err != nil {
+			return fmt.Errorf("writing ledger run: %w", err)
+		}
+		if to <= from {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_runs (upto_seq) VALUES (?)`, to)
+		if err != nil {
+			return fmt.Errorf("writing ledger run: %w", err)
+		}
+		run, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("writing ledger run: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_keys (run, kind, a, b, attestation_seq)
+			SELECT ?1, 'c', checksum, '', attestation_seq FROM attestation_packages WHERE attestation_seq > ?2 AND attestation_seq <= ?3
+			UNION ALL SELECT ?1, 'n', name, version, attestation_seq FROM attestation_packages WHERE attestation_seq > ?2 AND attestation_seq <= ?3
+			ON CONFLICT DO NOTHING`, run, from, to); err != nil {
+			return fmt.Errorf("writing ledger run: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.pending.Add(n)
+	}
+	return err
+}
+
+// pendingSeq is the SQL for the last ledger seq covered by a run: rows above
+// it are read directly.
+const pendingSeq = `(SELECT COALESCE(MAX(upto_seq), 0) FROM ledger_runs)`
+
+const insertAttestation = `INSERT INTO attestations (id, created_at, builder, verdict, subjects) VALUES (?, ?, ?, ?, ?)`
 
 func nonNilMap(m map[string]string) map[string]string {
 	if m == nil {
@@ -131,18 +190,29 @@ func (s *Store) ListAttestations(ctx context.Context, q store.AttestationQuery) 
 	if q.PackageVersion != "" && q.PackageName == "" {
 		return nil, "", fmt.Errorf("listing attestations: %w: package version without name", store.ErrInvalidArgument)
 	}
+	// Package filters: a seek per ledger run, then the pending rows.
 	if q.PackageName != "" {
 		if q.PackageVersion != "" {
-			where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_packages WHERE name = ? AND version = ?)`)
-			args = append(args, q.PackageName, q.PackageVersion)
+			where = append(where, `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
+				WHERE k.run = r.run AND k.kind = 'n' AND k.a = ? AND k.b = ?
+				UNION ALL SELECT p.attestation_seq FROM attestation_packages p
+				WHERE p.attestation_seq > `+pendingSeq+` AND p.name = ? AND p.version = ?)`)
+			args = append(args, q.PackageName, q.PackageVersion, q.PackageName, q.PackageVersion)
 		} else {
-			where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_packages WHERE name = ?)`)
-			args = append(args, q.PackageName)
+			where = append(where, `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
+				WHERE k.run = r.run AND k.kind = 'n' AND k.a = ?
+				UNION ALL SELECT p.attestation_seq FROM attestation_packages p
+				WHERE p.attestation_seq > `+pendingSeq+` AND p.name = ?)`)
+			args = append(args, q.PackageName, q.PackageName)
 		}
 	}
 	if !q.Checksum.IsZero() {
-		where = append(where, `a.seq IN (SELECT attestation_seq FROM attestation_packages WHERE checksum = ?)`)
-		args = append(args, common.Checksum(q.Checksum))
+		sum := common.Checksum(q.Checksum)
+		where = append(where, `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
+			WHERE k.run = r.run AND k.kind = 'c' AND k.a = ? AND k.b = ''
+			UNION ALL SELECT p.attestation_seq FROM attestation_packages p
+			WHERE p.attestation_seq > `+pendingSeq+` AND p.checksum = ?)`)
+		args = append(args, sum, sum)
 	}
 	if !q.Since.IsZero() {
 		where = append(where, `a.created_at >= ?`)

@@ -61,7 +61,15 @@ type Config struct {
 	// background checkpointer empties it with a TRUNCATE checkpoint, which
 	// briefly holds up writers. Default 64 MiB.
 	WALLimit int64
+	// IndexBatch is how many ledger package rows may wait for the ledger
+	// index: the append that reaches it writes them as one sorted run
+	// (migration 4). Queries read waiting rows directly, so it trades a
+	// larger scan per query for fewer, larger runs. Default 8192.
+	IndexBatch int
 }
+
+// DefaultIndexBatch is Config.IndexBatch's default.
+const DefaultIndexBatch = 8192
 
 // DefaultWALLimit is Config.WALLimit's default.
 const DefaultWALLimit = 64 << 20
@@ -100,7 +108,11 @@ type Store struct {
 	notify  common.Broadcaster
 
 	lookup *sql.Stmt
-	codec  bundleCodec
+	stmts  stmtCache // of db, the write connection
+	// pending counts the ledger package rows this Store appended since it
+	// last wrote a ledger run (or, at Open, all rows without one).
+	pending atomic.Int64
+	codec   bundleCodec
 }
 
 var _ store.Store = (*Store)(nil)
@@ -123,6 +135,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.WALLimit <= 0 {
 		cfg.WALLimit = DefaultWALLimit
+	}
+	if cfg.IndexBatch <= 0 {
+		cfg.IndexBatch = DefaultIndexBatch
 	}
 	params := func() url.Values {
 		q := url.Values{}
@@ -170,6 +185,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		rdb.SetMaxIdleConns(cfg.MaxConns)
 	}
 	s := &Store{db: db, rdb: rdb, cfg: cfg, ckpt: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	s.stmts.db = db
 	if s.codec, err = newBundleCodec(); err != nil {
 		_ = s.closeDBs()
 		return nil, fmt.Errorf("opening sqlite store: %w", err)
@@ -178,6 +194,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.closeDBs() // the error being returned is the one that matters
 		return nil, err
 	}
+	var pending int64
+	if err := rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestation_packages WHERE attestation_seq > `+pendingSeq).Scan(&pending); err != nil {
+		_ = s.closeDBs() // the error being returned is the one that matters
+		return nil, fmt.Errorf("opening sqlite store: counting unindexed ledger rows: %w", err)
+	}
+	s.pending.Store(pending)
 	s.lookup, err = rdb.PrepareContext(ctx, entrySelect+`
 		WHERE e.stream_id IN (SELECT id FROM streams WHERE arch = ?) AND e.name = ? AND e.version = ?
 		ORDER BY e.id`)
@@ -237,6 +259,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.stopped
 	s.lookup.Close()
+	s.stmts.close()
 	s.codec.close()
 	return s.closeDBs()
 }

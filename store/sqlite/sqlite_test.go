@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,5 +217,28 @@ func TestWALBounded(t *testing.T) {
 	// (truncated, or reset and cut to journal_size_limit).
 	if fi.Size() > limit {
 		t.Errorf("WAL is %d bytes after the checkpointer ran; want at most the limit %d", fi.Size(), limit)
+	}
+}
+
+// TestConformanceLedgerRuns runs the ledger cases with a ledger run written
+// after every append (queries read only runs) and after every few (runs and
+// pending rows together).
+func TestConformanceLedgerRuns(t *testing.T) {
+	for _, batch := range []int{1, 7} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
+			for _, c := range storetest.Cases() {
+				if !strings.HasPrefix(c.Name, "Ledger") && c.Name != "Revocations" {
+					continue
+				}
+				t.Run(c.Name, func(t *testing.T) {
+					s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db"), IndexBatch: batch})
+					if err != nil {
+						t.Fatalf("sqlite.Open = %v", err)
+					}
+					t.Cleanup(func() { s.Close() })
+					c.Test(t, s)
+				})
+			}
+		})
 	}
 }

@@ -44,6 +44,7 @@ func Cases() []Case {
 		{"LookupEntryAcrossRepositories", testLookupEntry},
 		{"TimesAreUTCMicroseconds", testTimes},
 		{"LedgerAppendAndGet", testLedgerAppendGet},
+		{"LedgerLargeAttestation", testLedgerLarge},
 		{"LedgerDuplicateIDConflict", testLedgerDuplicate},
 		{"LedgerInvalid", testLedgerInvalid},
 		{"LedgerQueries", testLedgerQueries},
@@ -598,6 +599,34 @@ func testLedgerAppendGet(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(bare, gotBare, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("bare round trip (-want +got):\n%s", diff)
+	}
+}
+
+// testLedgerLarge appends an entry as large as the server accepts by default
+// (10,000 packages per request), more than one SQL statement can bind, and
+// finds it whole and by a package near the end.
+func testLedgerLarge(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	in := Attestation("large", t0, "image-large", 10000)
+	if _, err := s.AppendAttestation(ctx, in); err != nil {
+		t.Fatalf("AppendAttestation(10,000 packages) = %v", err)
+	}
+	got, err := s.Attestation(ctx, "large")
+	if err != nil {
+		t.Fatalf("Attestation(large) = %v", err)
+	}
+	if diff := cmp.Diff(in, got, checksumCmp); diff != "" {
+		t.Errorf("10,000-package round trip (-want +got):\n%s", diff)
+	}
+	last := in.Packages[len(in.Packages)-1]
+	for _, q := range []store.AttestationQuery{
+		{Checksum: last.Checksum},
+		{PackageName: last.Name, PackageVersion: last.Version},
+	} {
+		list, _, err := s.ListAttestations(ctx, q)
+		if err != nil || len(list) != 1 || list[0].ID != "large" {
+			t.Errorf("ListAttestations(%+v) = %d entries, %v; want the large one", q, len(list), err)
+		}
 	}
 }
 
