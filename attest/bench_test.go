@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/vouchdev/vouch/internal/testtools"
 )
 
 // BenchmarkIssue measures Issue (both attestations: SPDX and VSA built,
@@ -17,6 +19,7 @@ func BenchmarkIssue(b *testing.B) {
 			in := testInput(n)
 			ctx := context.Background()
 			b.ReportAllocs()
+			defer testtools.ReportCPU(b)()
 			for b.Loop() {
 				if _, err := Issue(ctx, s, in); err != nil {
 					b.Fatal(err)

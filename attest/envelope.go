@@ -21,19 +21,23 @@ type envelopeSignature struct {
 	Sig   []byte `json:"sig"`
 }
 
-// appendEnvelopeJSON writes the DSSE envelope of one signature, with the
-// payload already in standard base64 (shared with the bundle). The output
-// decodes, with encoding/json, to the same envelope (tested).
-func appendEnvelopeJSON(b []byte, payloadType string, payloadB64 []byte, keyID string, sig []byte) []byte {
+// appendEnvelopeJSON writes the DSSE envelope of one signature over
+// payload, and returns the payload's standard base64 as written inside it
+// (for the bundle, which shares it). The output decodes, with
+// encoding/json, to the same envelope (tested).
+func appendEnvelopeJSON(b []byte, payloadType string, payload []byte, keyID string, sig []byte) (out, payloadB64 []byte) {
 	b = append(b, `{"payloadType":`...)
 	b = appendJSONString(b, payloadType)
 	b = append(b, `,"payload":"`...)
-	b = append(b, payloadB64...)
+	start := len(b)
+	b = base64.StdEncoding.AppendEncode(b, payload)
+	end := len(b)
 	b = append(b, `","signatures":[{"keyid":`...)
 	b = appendJSONString(b, keyID)
 	b = append(b, `,"sig":"`...)
 	b = base64.StdEncoding.AppendEncode(b, sig)
-	return append(b, `"}]}`...)
+	b = append(b, `"}]}`...)
+	return b, b[start:end:end]
 }
 
 // appendBundleJSON writes a Sigstore bundle of the shape vouch signs — media

@@ -1,9 +1,11 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,7 +48,10 @@ func TestBundleJSONMatchesProtojson(t *testing.T) {
 			}
 
 			// The envelope: encoding/json reads back what was signed.
-			env := appendEnvelopeJSON(nil, PayloadType, b64, kp.s.KeyID(), b.GetDsseEnvelope().GetSignatures()[0].GetSig())
+			env, envB64 := appendEnvelopeJSON(nil, PayloadType, payload, kp.s.KeyID(), b.GetDsseEnvelope().GetSignatures()[0].GetSig())
+			if string(envB64) != string(b64) {
+				t.Errorf("appendEnvelopeJSON's payload base64 %.40q…; want %.40q…", envB64, b64)
+			}
 			var e envelope
 			if err := json.Unmarshal(env, &e); err != nil {
 				t.Fatalf("envelope: %v", err)
@@ -88,6 +93,44 @@ func TestBundleJSONMatchesProtojson(t *testing.T) {
 		alter(b)
 		if _, ok := appendBundleJSON(nil, b, nil); ok {
 			t.Errorf("%s: appendBundleJSON wrote a bundle it does not cover", name)
+		}
+	}
+}
+
+// TestDSSEContentPAE: what vouch hands sigstore-go to sign is byte for byte
+// sigstore-go's own PAE.
+func TestDSSEContentPAE(t *testing.T) {
+	for _, payload := range [][]byte{nil, []byte("{}"), []byte("héllo \x00\xff %s %d"), make([]byte, 1<<20)} {
+		for _, typ := range []string{PayloadType, "", "x y"} {
+			d := &sign.DSSEData{Data: payload, PayloadType: typ}
+			if got, want := (dsseContent{DSSEData: d}).PreAuthEncoding(), d.PreAuthEncoding(); string(got) != string(want) {
+				t.Errorf("PAE(%q, %d bytes) = %.60q…; sigstore-go %.60q…", typ, len(payload), got, want)
+			}
+		}
+	}
+}
+
+// TestSignablePAE: the PAE formed in place before a statement is pae's,
+// and forming it leaves the statement as it was.
+func TestSignablePAE(t *testing.T) {
+	for _, pred := range []string{`{}`, `"x"`, `{"a":"` + strings.Repeat("b", 1<<20) + `"}`} {
+		s, err := marshalStatement(Subject{Name: "x", Digest: map[string]string{"sha256": testSubjectSHA256}}, PredicateTypeVSA, []byte(pred))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmt := bytes.Clone(s.statement())
+		if !json.Valid(stmt) {
+			t.Fatalf("statement is not JSON: %.80q", stmt)
+		}
+		got := s.pae()
+		if want := pae(PayloadType, stmt); !bytes.Equal(got, want) {
+			t.Errorf("signable.pae() = %.80q…; pae %.80q…", got, want)
+		}
+		if !bytes.Equal(s.statement(), stmt) {
+			t.Errorf("pae() changed the statement")
+		}
+		if c := cap(s.statement()); c != len(stmt) {
+			t.Errorf("statement capacity %d; want %d (appending must not write into the buffer)", c, len(stmt))
 		}
 	}
 }

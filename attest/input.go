@@ -260,6 +260,9 @@ func (in *Input) validate() error {
 		if p.Repository.Name == "" {
 			return invalid("%s is empty", field("repository.name"))
 		}
+		if err := CheckSupplier(p.Repository.Supplier); err != nil {
+			return invalid("%s: %v", field("repository.supplier"), err)
+		}
 		if !all(p.Repository.Distro, isAPKTokenByte) {
 			return invalid("%s %q is empty or malformed", field("repository.distro"), p.Repository.Distro)
 		}

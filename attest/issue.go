@@ -59,11 +59,15 @@ func Issue(ctx context.Context, s Signer, in Input) ([]Attestation, error) {
 	if err != nil {
 		return nil, err
 	}
-	spdxBytes, err := marshalSPDX(doc)
+	spdxStmt, err := marshalSPDXStatement(in.Subject, doc)
 	if err != nil {
 		return nil, err
 	}
 	vsaBytes, err := marshalVSA(buildVSA(&in, pkgs, t))
+	if err != nil {
+		return nil, err
+	}
+	vsaStmt, err := marshalStatement(in.Subject, PredicateTypeVSA, vsaBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -74,13 +78,9 @@ func Issue(ctx context.Context, s Signer, in Input) ([]Attestation, error) {
 	out := make([]Attestation, 0, 2)
 	for _, pr := range []struct {
 		typ  string
-		body []byte
-	}{{PredicateTypeSPDX, spdxBytes}, {PredicateTypeVSA, vsaBytes}} {
-		stmt, err := marshalStatement(in.Subject, pr.typ, pr.body)
-		if err != nil {
-			return nil, err
-		}
-		a, err := signStatement(ctx, kp, stmt)
+		stmt signable
+	}{{PredicateTypeSPDX, spdxStmt}, {PredicateTypeVSA, vsaStmt}} {
+		a, err := signStatement(ctx, kp, pr.stmt.statement(), pr.stmt.pae())
 		if err != nil {
 			return nil, err
 		}
@@ -98,13 +98,16 @@ func SignStatement(ctx context.Context, s Signer, stmt []byte) (Attestation, err
 	if err != nil {
 		return Attestation{}, err
 	}
-	return signStatement(ctx, kp, stmt)
+	return signStatement(ctx, kp, stmt, nil)
 }
 
-func signStatement(ctx context.Context, kp *keypair, stmt []byte) (Attestation, error) {
+// signStatement signs stmt; paeBytes, when not nil, is its PAE already
+// formed (signable.pae).
+func signStatement(ctx context.Context, kp *keypair, stmt, paeBytes []byte) (Attestation, error) {
 	// sigstore-go signs DSSE PAE(payloadType, payload) and builds a v0.3
 	// bundle whose verification material is the public key hint.
-	b, err := sign.Bundle(&sign.DSSEData{Data: stmt, PayloadType: PayloadType}, kp, sign.BundleOptions{Context: ctx})
+	content := dsseContent{DSSEData: &sign.DSSEData{Data: stmt, PayloadType: PayloadType}, pae: paeBytes}
+	b, err := sign.Bundle(content, kp, sign.BundleOptions{Context: ctx})
 	if err != nil {
 		return Attestation{}, fmt.Errorf("%w: %w", ErrSigning, err)
 	}
@@ -112,8 +115,9 @@ func signStatement(ctx context.Context, kp *keypair, stmt []byte) (Attestation, 
 	if env == nil || len(env.GetSignatures()) != 1 {
 		return Attestation{}, fmt.Errorf("%w: bundle has no single DSSE signature", ErrSigning)
 	}
-	// The statement's base64 is most of both documents: encode it once.
-	payloadB64 := base64.StdEncoding.AppendEncode(make([]byte, 0, base64.StdEncoding.EncodedLen(len(stmt))), stmt)
+	// The statement's base64 is most of both documents: encode it once,
+	// into the envelope, and copy it from there into the bundle.
+	envJSON, payloadB64 := appendEnvelopeJSON(make([]byte, 0, base64.StdEncoding.EncodedLen(len(stmt))+256), PayloadType, stmt, kp.s.KeyID(), env.GetSignatures()[0].GetSig())
 	bundleJSON, ok := appendBundleJSON(make([]byte, 0, len(payloadB64)+512), b, payloadB64)
 	if !ok {
 		// Not the shape appendBundleJSON writes (a future sigstore-go
@@ -123,8 +127,23 @@ func signStatement(ctx context.Context, kp *keypair, stmt []byte) (Attestation, 
 			return Attestation{}, fmt.Errorf("%w: encoding bundle: %w", ErrSigning, err)
 		}
 	}
-	envJSON := appendEnvelopeJSON(make([]byte, 0, len(payloadB64)+256), PayloadType, payloadB64, kp.s.KeyID(), env.GetSignatures()[0].GetSig())
 	return Attestation{Statement: stmt, Bundle: bundleJSON, Envelope: envJSON}, nil
+}
+
+// dsseContent is sign.DSSEData with the PAE given (signable.pae) or built
+// by pae in one allocation: sigstore-go's fmt.Sprintf copies the payload
+// three times. The bytes signed are the same (TestDSSEContentPAE); the
+// bundle is still sigstore-go's.
+type dsseContent struct {
+	*sign.DSSEData
+	pae []byte // PAE(PayloadType, Data), or nil
+}
+
+func (c dsseContent) PreAuthEncoding() []byte {
+	if c.pae != nil {
+		return c.pae
+	}
+	return pae(c.PayloadType, c.Data)
 }
 
 // keypair adapts a Signer to sigstore-go's sign.Keypair, which ships only an

@@ -222,6 +222,7 @@ func TestIssueInvalidInput(t *testing.T) {
 		{name: "empty version", mutate: func(in *Input) { in.Packages[0].Version = "" }},
 		{name: "zero checksum", mutate: func(in *Input) { in.Packages[0].Checksum.Digest = nil }},
 		{name: "bad datahash", mutate: func(in *Input) { in.Packages[0].DataHash = "00" }},
+		{name: "supplier type without name", mutate: func(in *Input) { in.Packages[0].Repository.Supplier = "Person:  " }},
 		{name: "no distro", mutate: func(in *Input) { in.Packages[0].Repository.Distro = "" }},
 		{name: "no repository name", mutate: func(in *Input) { in.Packages[0].Repository.Name = "" }},
 		{name: "no index url", mutate: func(in *Input) { in.Packages[0].Evidence.IndexURL = "" }},

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -81,10 +82,30 @@ func (e evidenceAnnotation) appendJSON(b []byte) []byte {
 // characters as \n, \r, \t, \b, \f or \u00XX, U+2028 and U+2029 as \u2028 and
 // \u2029, invalid UTF-8 replaced by \ufffd.
 func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
+	b = appendJSONChars(b, s)
+	return append(b, '"')
+}
+
+// appendJSONChars appends s escaped as in appendJSONString, without the
+// quotes. Escaping two strings one after the other gives the escaping of
+// their concatenation when the first ends in ASCII or the second starts
+// with it (no UTF-8 sequence can span the cut).
+func appendJSONChars(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			w := s[i : i+8]
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+			m := jsonSpecial8(x)
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3 // the first byte to escape
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++
@@ -129,8 +150,24 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
+}
+
+// jsonSpecial8 flags, in the top bit of each byte of the result, the bytes
+// of x (eight string bytes, little-endian) that are not plain ASCII in a
+// JSON string: control characters, '"', '\\' and bytes from 0x80. It tests
+// the eight at once with the "haszero"/"hasless" bit tricks: a byte below n
+// leaves its top bit set in (x - n) &^ x. A borrow can wrongly flag bytes
+// above a flagged one, never below, so the lowest flag is the first byte to
+// escape; 0 means all eight are plain.
+func jsonSpecial8(x uint64) uint64 {
+	const (
+		lsb = 0x0101010101010101
+		msb = 0x8080808080808080
+	)
+	q := x ^ ('"' * lsb)   // zero bytes where x has '"'
+	bs := x ^ ('\\' * lsb) // zero bytes where x has '\\'
+	return (x | (x-0x20*lsb)&^x | (q-lsb)&^q | (bs-lsb)&^bs) & msb
 }
 
 // evidenceAnnotationType is evidenceAnnotation.Type.
@@ -179,31 +216,58 @@ func sortedPackages(in *Input) ([]prepared, error) {
 // clause 7.2: "SPDXRef-" then letters, digits, "." and "-"). The checksum
 // prefix keeps ids unique when sanitising makes two names collide.
 func packageSPDXID(p *Package) string {
-	h := p.Checksum.Hex()
-	return "Package-apk-" + spdxIDPart(p.Name) + "-" + spdxIDPart(p.Version) + "-" + spdxIDPart(p.Arch) + "-" + h[:16]
+	const prefix = "Package-apk-"
+	var b strings.Builder // one allocation
+	b.Grow(len(prefix) + len(p.Name) + len(p.Version) + len(p.Arch) + 3 + 16)
+	b.WriteString(prefix)
+	writeSPDXIDPart(&b, p.Name)
+	b.WriteByte('-')
+	writeSPDXIDPart(&b, p.Version)
+	b.WriteByte('-')
+	writeSPDXIDPart(&b, p.Arch)
+	b.WriteByte('-')
+	var h [16]byte
+	hex.Encode(h[:], p.Checksum.Digest[:8]) // the first 16 hex digits
+	b.Write(h[:])
+	return b.String()
 }
 
-func spdxIDPart(s string) string {
-	b := []byte(s)
-	for i, c := range b {
+// writeSPDXIDPart writes s with every byte outside [A-Za-z0-9.-] as '-'.
+func writeSPDXIDPart(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
-			b[i] = '-'
+			c = '-'
 		}
+		b.WriteByte(c)
 	}
-	return string(b)
 }
 
 // purl returns the package URL pkg:apk/<distro>/<name>@<version>?arch=<arch>
 // (purl specification, type "apk"; components percent-encoded).
 func purl(p *Package) string {
-	return "pkg:apk/" + purlEscape(strings.ToLower(p.Repository.Distro)) + "/" + purlEscape(strings.ToLower(p.Name)) +
-		"@" + purlEscape(p.Version) + "?arch=" + purlEscape(p.Arch)
+	var b strings.Builder // one allocation unless escaping makes it longer
+	b.Grow(len("pkg:apk/") + len(p.Repository.Distro) + len(p.Name) + len(p.Version) + len(p.Arch) + len("/@?arch=") + 8)
+	b.WriteString("pkg:apk/")
+	writePurlEscaped(&b, strings.ToLower(p.Repository.Distro))
+	b.WriteByte('/')
+	writePurlEscaped(&b, strings.ToLower(p.Name))
+	b.WriteByte('@')
+	writePurlEscaped(&b, p.Version)
+	b.WriteString("?arch=")
+	writePurlEscaped(&b, p.Arch)
+	return b.String()
 }
 
 // purlEscape percent-encodes everything but the purl "unreserved" set.
 func purlEscape(s string) string {
-	const hexDigits = "0123456789ABCDEF"
 	var b strings.Builder
+	writePurlEscaped(&b, s)
+	return b.String()
+}
+
+func writePurlEscaped(b *strings.Builder, s string) {
+	const hexDigits = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~' {
@@ -214,7 +278,6 @@ func purlEscape(s string) string {
 		b.WriteByte(hexDigits[c>>4])
 		b.WriteByte(hexDigits[c&15])
 	}
-	return b.String()
 }
 
 // downloadLocation is <repository URL>/<arch>/<name>-<version>.apk, the
@@ -229,6 +292,17 @@ func downloadLocation(p *Package) string {
 
 // supplier maps the configured supplier to SPDX 2.3 clause 7.5:
 // "Organization: x", "Person: x" or NOASSERTION.
+// CheckSupplier reports whether s is a supplier vouch can write into SPDX:
+// empty or NOASSERTION, "Organization: <name>", "Person: <name>", or a bare
+// name (an organization). A type without a name is refused: SPDX writers
+// cannot encode it.
+func CheckSupplier(s string) error {
+	if sup := supplier(s); sup.Supplier == "" {
+		return fmt.Errorf("supplier %q names a type but no supplier", s)
+	}
+	return nil
+}
+
 func supplier(s string) *common.Supplier {
 	s = strings.TrimSpace(s)
 	if s == "" || s == noAssertion {
@@ -295,8 +369,9 @@ func buildSPDX(in *Input, pkgs []prepared, t time.Time) (*spdx.Document, error) 
 		Relationship: common.TypeRelationshipDescribe,
 	})
 
+	licenses := make(map[string]packageLicense) // packages share a few L: values
 	for i := range pkgs {
-		sp := spdxPackage(&pkgs[i], tool, created)
+		sp := spdxPackage(&pkgs[i], tool, created, licenses)
 		doc.Packages = append(doc.Packages, sp)
 		// SPDX 2.3 clause 11.1: the subject CONTAINS each package.
 		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
@@ -312,7 +387,26 @@ func buildSPDX(in *Input, pkgs []prepared, t time.Time) (*spdx.Document, error) 
 	return doc, nil
 }
 
-func spdxPackage(p *prepared, tool, created string) *spdx.Package {
+// packageLicense is what an APK index L: value maps to in SPDX.
+type packageLicense struct {
+	declared string // licenseDeclared
+	comment  string // licenseComments: the raw value when it does not map
+}
+
+// mapLicense maps an L: value (spdxLicense), keeping the raw value in a
+// comment when it is not an SPDX expression.
+func mapLicense(raw string) packageLicense {
+	declared, ok := spdxLicense(raw)
+	l := packageLicense{declared: declared}
+	if !ok && raw != "" {
+		l.comment = "APK index license (L:) " + raw + " is not a recognised SPDX license expression"
+	}
+	return l
+}
+
+// spdxPackage returns the SPDX package of p. licenses, when not nil,
+// memoises mapLicense across the packages of a document.
+func spdxPackage(p *prepared, tool, created string, licenses map[string]packageLicense) *spdx.Package {
 	var checksums []common.Checksum
 	switch p.Checksum.Alg {
 	case apk.ChecksumSHA1:
@@ -327,10 +421,12 @@ func spdxPackage(p *prepared, tool, created string) *spdx.Package {
 		checksums = append(checksums, common.Checksum{Algorithm: common.SHA256, Value: p.Checksum.Hex()})
 	}
 
-	license, ok := spdxLicense(p.License)
-	var licenseComment string
-	if !ok && p.License != "" {
-		licenseComment = "APK index license (L:) " + p.License + " is not a recognised SPDX license expression"
+	license, seen := licenses[p.License]
+	if !seen {
+		license = mapLicense(p.License)
+		if licenses != nil {
+			licenses[p.License] = license
+		}
 	}
 
 	ev := evidenceAnnotation{
@@ -363,8 +459,8 @@ func spdxPackage(p *prepared, tool, created string) *spdx.Package {
 		PackageChecksums:          checksums,
 		PackageSourceInfo:         sourceInfo,
 		PackageLicenseConcluded:   noAssertion,
-		PackageLicenseDeclared:    license,
-		PackageLicenseComments:    licenseComment,
+		PackageLicenseDeclared:    license.declared,
+		PackageLicenseComments:    license.comment,
 		PackageCopyrightText:      noAssertion,
 		// SPDX 2.3 clause 7.21 and Annex F: the purl as a PACKAGE-MANAGER reference.
 		PackageExternalReferences: []*spdx.PackageExternalReference{{
@@ -402,12 +498,47 @@ func documentNamespace(in *Input, pkgs []prepared) string {
 	return strings.TrimRight(in.Verifier.id(), "/") + "/spdx/" + in.Subject.Digest["sha256"] + "-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// marshalSPDX writes doc as SPDX JSON with tools-golang, without HTML
-// escaping (so "&" in purl qualifiers stays "&"), and without the trailing
-// newline the encoder adds.
+// marshalSPDX writes doc as SPDX JSON as tools-golang writes it, without
+// HTML escaping (so "&" in purl qualifiers stays "&"), and without the
+// trailing newline the encoder adds. vouch's documents take the hand-written
+// encoder (appendSPDXJSON, same bytes); anything else takes tools-golang.
 func marshalSPDX(doc *spdx.Document) ([]byte, error) {
+	size := spdxSizeHint(doc)
+	if b, ok := appendSPDXJSON(make([]byte, 0, size), doc); ok {
+		return b, nil
+	}
+	return marshalSPDXToolsGolang(doc, size)
+}
+
+// spdxSizeHint is about the size of doc's JSON: one allocation, not a
+// dozen.
+func spdxSizeHint(doc *spdx.Document) int {
+	return 4096 + 1600*len(doc.Packages) // about what a package takes
+}
+
+// marshalSPDXStatement is marshalStatement(subject, PredicateTypeSPDX,
+// marshalSPDX(doc)), with the predicate written straight into the statement
+// rather than copied there.
+func marshalSPDXStatement(subject Subject, doc *spdx.Document) (signable, error) {
+	size := spdxSizeHint(doc)
+	b, err := statementHead(subject, PredicateTypeSPDX, size)
+	if err != nil {
+		return signable{}, err
+	}
+	if b, ok := appendSPDXJSON(b, doc); ok {
+		return signable{append(b, '}')}, nil
+	}
+	pred, err := marshalSPDX(doc) // tools-golang, in the end
+	if err != nil {
+		return signable{}, err
+	}
+	return marshalStatement(subject, PredicateTypeSPDX, pred)
+}
+
+// marshalSPDXToolsGolang is marshalSPDX with tools-golang's encoder.
+func marshalSPDXToolsGolang(doc *spdx.Document, size int) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(4096 + 1600*len(doc.Packages)) // about what a package takes: one allocation, not a dozen
+	buf.Grow(size)
 	if err := spdxjson.Write(doc, &buf, spdxjson.EscapeHTML(false)); err != nil {
 		return nil, fmt.Errorf("writing SPDX JSON: %w", err)
 	}

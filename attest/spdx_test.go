@@ -229,7 +229,7 @@ func TestSPDXFields(t *testing.T) {
 				p.Name, p.Version, p.Arch = "a", "1-r0", "x86_64"
 			}
 			p.Checksum = apk.Checksum{Alg: apk.ChecksumSHA1, Digest: make([]byte, 20)}
-			sp := spdxPackage(&prepared{Package: &p, spdxID: packageSPDXID(&p), checksum: p.Checksum.String()}, "vouch-test", "2026-01-01T00:00:00Z")
+			sp := spdxPackage(&prepared{Package: &p, spdxID: packageSPDXID(&p), checksum: p.Checksum.String()}, "vouch-test", "2026-01-01T00:00:00Z", nil)
 			if diff := cmp.Diff(tt.want, tt.get(sp)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

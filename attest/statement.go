@@ -1,9 +1,9 @@
 package attest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // StatementType is the in-toto Statement v1 _type.
@@ -31,25 +31,63 @@ type StatementSubj struct {
 }
 
 // marshalStatement writes the statement with the predicate bytes copied
-// verbatim (they MUST be valid JSON; callers pass encoder output): encoding/json would re-compact a RawMessage and, by default,
-// HTML-escape it, changing the bytes that were validated.
-func marshalStatement(subject Subject, predicateType string, predicate []byte) ([]byte, error) {
+// verbatim (they MUST be valid JSON; callers pass encoder output):
+// encoding/json would re-compact a RawMessage and, by default, HTML-escape
+// it, changing the bytes that were validated.
+func marshalStatement(subject Subject, predicateType string, predicate []byte) (signable, error) {
+	b, err := statementHead(subject, predicateType, len(predicate))
+	if err != nil {
+		return signable{}, err
+	}
+	b = append(b, predicate...)
+	return signable{append(b, '}')}, nil
+}
+
+// statementHead returns, after paeRoom unused bytes, the statement up to
+// and including `"predicate":`, with room for predicateSize bytes of
+// predicate and the closing '}' that the caller appends.
+func statementHead(subject Subject, predicateType string, predicateSize int) ([]byte, error) {
 	subj, err := marshalNoEscape([]StatementSubj{{Name: subject.Name, Digest: subject.Digest}})
 	if err != nil {
 		return nil, fmt.Errorf("encoding statement subject: %w", err)
 	}
-	pt, err := marshalNoEscape(predicateType)
-	if err != nil {
-		return nil, fmt.Errorf("encoding predicate type: %w", err)
-	}
-	var b bytes.Buffer
-	b.Grow(len(predicate) + len(subj) + 128)
-	b.WriteString(`{"_type":"` + StatementType + `","subject":`)
-	b.Write(subj)
-	b.WriteString(`,"predicateType":`)
-	b.Write(pt)
-	b.WriteString(`,"predicate":`)
-	b.Write(predicate)
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	const head = `{"_type":"` + StatementType + `","subject":`
+	b := make([]byte, paeRoom, paeRoom+len(head)+len(subj)+len(predicateType)+64+predicateSize)
+	b = append(b, head...)
+	b = append(b, subj...)
+	b = append(b, `,"predicateType":`...)
+	b = appendJSONString(b, predicateType)
+	return append(b, `,"predicate":`...), nil
+}
+
+// paeRoom is what a signable keeps before its statement: room for the
+// longest DSSE PAE header, "DSSEv1 <len(PayloadType)> <PayloadType> <len> "
+// (lengths in decimal, at most 20 digits).
+const paeRoom = len("DSSEv1 ") + 20 + 1 + len(PayloadType) + 1 + 20 + 1
+
+// signable is a statement kept paeRoom bytes into its buffer, so that its
+// DSSE PAE, which is most of what is signed, is formed in place rather than
+// by copying the multi-megabyte statement once more.
+type signable struct{ buf []byte }
+
+// statement returns the statement bytes (capacity cut at their end).
+func (s signable) statement() []byte {
+	return s.buf[paeRoom:len(s.buf):len(s.buf)]
+}
+
+// pae writes the PAE header into the room before the statement and returns
+// PAE(PayloadType, statement) (equal to pae's; tested), sharing the
+// statement's bytes.
+func (s signable) pae() []byte {
+	var h [paeRoom]byte
+	hdr := append(h[:0], "DSSEv1 "...)
+	hdr = strconv.AppendInt(hdr, int64(len(PayloadType)), 10)
+	hdr = append(hdr, ' ')
+	hdr = append(hdr, PayloadType...)
+	hdr = append(hdr, ' ')
+	hdr = strconv.AppendInt(hdr, int64(len(s.buf)-paeRoom), 10)
+	hdr = append(hdr, ' ')
+	start := paeRoom - len(hdr)
+	copy(s.buf[start:paeRoom], hdr)
+	return s.buf[start:len(s.buf):len(s.buf)]
 }

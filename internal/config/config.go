@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vouchdev/vouch/attest"
 )
 
 // Defaults applied by Load when a field is absent.
@@ -625,6 +627,9 @@ func (r *Repository) validate(v *validator, f string, names map[string]int, i in
 	}
 	if r.MaxIndexBytes < 1<<20 || r.MaxIndexBytes >= 4<<30 {
 		v.errf(f+".max_index_bytes", "%d: want at least 1 MiB (1048576) and less than 4 GiB (4294967296)", r.MaxIndexBytes)
+	}
+	if err := attest.CheckSupplier(r.Supplier); err != nil {
+		v.errf(f+".supplier", "%v: want \"Organization: <name>\", \"Person: <name>\" or a name", err)
 	}
 	if r.Distro != "" && !nameRE.MatchString(r.Distro) {
 		v.errf(f+".distro", "%q: want a purl namespace such as wolfi or alpine", r.Distro)

@@ -77,6 +77,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad role", base + "tls: {cert: " + dir + "/signing.key, key: " + dir + "/signing.key, client_ca: " + dir + "/signing.key}\nauth:\n  client_certificates:\n    - {identity: ci, roles: [root]}\n", []string{"auth.client_certificates[0].roles: unknown role \"root\""}},
 		{"negative max_in_flight", base + "limits: {max_in_flight: -3}\n", []string{"bad.yaml:12: limits.max_in_flight: -3: want 1..100000"}},
 		{"queue_timeout too long", base + "limits: {queue_timeout: 1h}\n", []string{"bad.yaml:12: limits.queue_timeout: 1h0m0s: want a duration from 1ms to 10m"}},
+		{"supplier without name", strings.Replace(base, "max_age: 24h", "max_age: 24h\n    supplier: \"Organization:\"", 1), []string{"bad.yaml:12: repositories[0].supplier:", "names a type but no supplier"}},
 		{"not yaml", "listen: [\n", []string{"bad.yaml:", "not valid YAML"}},
 		{"empty", "", []string{"bad.yaml: file is empty"}},
 	}
