@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,6 +22,12 @@ func reopen(ctx context.Context, target string, beforeCommit func(op string)) (s
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(sqlite.EnvRunCrashForTest); path != "" {
+		if err := sqlite.RunCrashChildForTest(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(1)
+	}
 	storetest.ChildMain(reopen)
 	os.Exit(m.Run())
 }
