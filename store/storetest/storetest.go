@@ -600,6 +600,17 @@ func testLedgerAppendGet(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(bare, gotBare, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("bare round trip (-want +got):\n%s", diff)
 	}
+
+	// Two names of one image: subjects sharing a digest.
+	twin := Attestation("twin", t0, "twin-image", 2)
+	twin.Subjects = append(twin.Subjects, store.Subject{Name: "registry.example.org/app:v2", Digest: twin.Subjects[0].Digest})
+	if _, err := s.AppendAttestation(ctx, twin); err != nil {
+		t.Fatalf("AppendAttestation(two subjects, one digest) = %v", err)
+	}
+	list, _, err := s.ListAttestations(ctx, store.AttestationQuery{SubjectDigest: "sha256:" + twin.Subjects[0].Digest["sha256"]})
+	if err != nil || len(list) != 1 || len(list[0].Subjects) != 2 {
+		t.Errorf("ListAttestations(shared digest) = %d entries, %v; want the one entry with both subjects", len(list), err)
+	}
 }
 
 // testLedgerLarge appends an entry as large as the server accepts by default
