@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -370,6 +371,7 @@ type cell struct {
 	Split       string // requests per replica during the cell, "a/b", or "-"
 	ServerMS    string // mean server-side latency of the method, ms
 	CPUMS       string // vouchd CPU time per call (all replicas), ms
+	GhzCPUMS    string // ghz's own CPU time per call, ms ("-" when not measured)
 	summary
 }
 
@@ -381,7 +383,7 @@ func readCells(path string) ([]cell, error) {
 	defer func() { _ = f.Close() }()
 	r := csv.NewReader(f)
 	r.Comma = '\t'
-	r.FieldsPerRecord = 10
+	r.FieldsPerRecord = -1 // 10 columns, 11 with ghz_cpu_ms
 	recs, err := r.ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -391,8 +393,15 @@ func readCells(path string) ([]cell, error) {
 		if i == 0 && rec[0] == "store" {
 			continue // header
 		}
+		if len(rec) != 10 && len(rec) != 11 {
+			return nil, fmt.Errorf("%s: line %d has %d fields, want 10 or 11", path, i+1, len(rec))
+		}
 		var c cell
 		c.Store, c.Call, c.File, c.Split, c.ServerMS, c.CPUMS = rec[0], rec[2], rec[6], rec[7], rec[8], rec[9]
+		c.GhzCPUMS = "-"
+		if len(rec) == 11 {
+			c.GhzCPUMS = rec[10]
+		}
 		ints := []*int{nil, &c.Replicas, nil, &c.Packages, &c.Concurrency, &c.Connections}
 		for j, p := range ints {
 			if p == nil {
@@ -433,6 +442,11 @@ func cmdReport(args []string) error {
 	if len(cells) == 0 {
 		return errors.New("no results")
 	}
+	return writeReport(os.Stdout, cells)
+}
+
+// writeReport writes the Markdown tables and the target lines of cells.
+func writeReport(w io.Writer, cells []cell) error {
 	// Health baseline per store and concurrency, from the same run.
 	type key struct {
 		store string
@@ -444,7 +458,6 @@ func cmdReport(args []string) error {
 			base[key{c.Store, c.Concurrency}] = c.RPS
 		}
 	}
-	w := os.Stdout
 	var order []string
 	seen := map[string]bool{}
 	for _, c := range cells {
@@ -466,8 +479,8 @@ func cmdReport(args []string) error {
 			title = fmt.Sprintf("PostgreSQL, %d vouchd replicas behind an L4 round-robin proxy", rows[0].Replicas)
 		}
 		fmt.Fprintf(w, "\n### %s\n\n", title)
-		hdr := "| call | packages | concurrency | connections | RPC/s | p50 ms | p90 ms | p99 ms | errors | status codes | × health | server ms | vouchd CPU ms/call |"
-		sep := "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+		hdr := "| call | packages | concurrency | connections | RPC/s | p50 ms | p90 ms | p99 ms | errors | status codes | × health | server ms | vouchd CPU ms/call | ghz CPU ms/call |"
+		sep := "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
 		if multi {
 			hdr += " requests per replica |"
 			sep += "---|"
@@ -483,9 +496,9 @@ func cmdReport(args []string) error {
 			if b := base[key{c.Store, c.Concurrency}]; b > 0 {
 				ratio = fmt.Sprintf("%.3f", c.RPS/b)
 			}
-			line := fmt.Sprintf("| %s | %s | %d | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s |",
+			line := fmt.Sprintf("| %s | %s | %d | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |",
 				callName(c), pk, c.Concurrency, c.Connections, thousands(c.RPS), fmtMS2(c.P50), fmtMS2(c.P90), fmtMS2(c.P99),
-				c.Errors, c.Codes, ratio, c.ServerMS, c.CPUMS)
+				c.Errors, c.Codes, ratio, c.ServerMS, c.CPUMS, c.GhzCPUMS)
 			if multi {
 				line += " " + c.Split + " |"
 			}
@@ -496,7 +509,8 @@ func cmdReport(args []string) error {
 	fmt.Fprintln(w, "\nRPC/s, latencies, errors and status codes are ghz's (client side; latencies over successful calls);"+
 		" × health divides by the health check's RPC/s at the same concurrency in this run;"+
 		" server ms is the mean of vouch_grpc_request_duration_seconds for the method during the cell;"+
-		" vouchd CPU ms/call is process_cpu_seconds_total over the calls served (all replicas).")
+		" vouchd CPU ms/call is process_cpu_seconds_total over the calls served (all replicas);"+
+		" ghz CPU ms/call is ghz's user + system time over its calls.")
 	fmt.Fprintf(w, "\n### Targets (SQLite, 50 packages per request, concurrency 50)\n\n")
 	find := func(call string) *cell {
 		for i := range cells {
@@ -513,11 +527,25 @@ func cmdReport(args []string) error {
 		}
 		return "MISS"
 	}
+	// budget states what the machine's cores allow at the CPU cost
+	// measured per call: vouchd's and ghz's together, as they share them.
+	budget := func(c *cell, target float64) {
+		v, err1 := strconv.ParseFloat(c.CPUMS, 64)
+		g, err2 := strconv.ParseFloat(c.GhzCPUMS, 64)
+		if err1 != nil || err2 != nil || v+g <= 0 {
+			return
+		}
+		cores := float64(runtime.NumCPU())
+		fmt.Fprintf(w, "      CPU per call: vouchd %.3f ms + ghz %.3f ms = %.3f ms; %d cores allow at most %s RPC/s;"+
+			" %s RPC/s needs at most %.3f ms per call, ghz alone takes %.0f%% of that\n",
+			v, g, v+g, int(cores), thousands(cores*1000/(v+g)), thousands(target), cores*1000/target, 100*g/(cores*1000/target))
+	}
 	fmt.Fprintln(w, "```")
 	if c := find("verify"); c != nil {
 		ok := c.RPS >= 10000 && c.Errors == 0
 		fmt.Fprintf(w, "%s  VerifyPackages, 50 packages, no attestation, c=50: %s RPC/s (target >= 10,000), %d errors (target 0)\n",
 			verdict(ok), thousands(c.RPS), c.Errors)
+		budget(c, 10000)
 	} else {
 		fmt.Fprintln(w, "SKIP  VerifyPackages, 50 packages, no attestation, c=50: not measured in this run")
 	}
@@ -525,6 +553,7 @@ func cmdReport(args []string) error {
 		ok := c.RPS >= 1500 && !math.IsNaN(c.P99) && c.P99 <= 50 && c.Errors == 0
 		fmt.Fprintf(w, "%s  VerifyPackages + attestation + ledger write on SQLite, 50 packages, c=50: %s RPC/s (target >= 1,500), p99 %s ms (target <= 50), %d errors (target 0)\n",
 			verdict(ok), thousands(c.RPS), fmtMS2(c.P99), c.Errors)
+		budget(c, 1500)
 	} else {
 		fmt.Fprintln(w, "SKIP  VerifyPackages + attestation on SQLite, 50 packages, c=50: not measured in this run")
 	}
@@ -535,7 +564,7 @@ func cmdReport(args []string) error {
 			bad++
 		}
 	}
-	fmt.Fprintf(w, "%s  zero errors in every cell: %d errors in %d of %d cells\n", verdict(total == 0), total, bad, len(cells))
+	fmt.Fprintf(w, "%s  zero errors in every cell: %d errors in all, %d of %d cells with errors\n", verdict(total == 0), total, bad, len(cells))
 	fmt.Fprintln(w, "```")
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -79,5 +80,50 @@ func TestThousands(t *testing.T) {
 		if got := thousands(in); got != want {
 			t.Errorf("thousands(%v) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestReportCPUBudget: a results file with ghz's CPU column gets it in the
+// table and a CPU budget under each target line; one without it still reads.
+func TestReportCPUBudget(t *testing.T) {
+	dir := t.TempDir()
+	rep := func(name string, rps float64, count int) string {
+		p := filepath.Join(dir, name)
+		body := fmt.Sprintf(`{"count":%d,"rps":%g,"statusCodeDistribution":{"OK":%d},"latencyDistribution":[{"percentage":50,"latency":1000000},{"percentage":90,"latency":2000000},{"percentage":99,"latency":3000000}]}`, count, rps, count)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tsv := "store\treplicas\tcall\tpackages\tconcurrency\tconnections\tfile\tsplit\tserver_ms\tcpu_ms\tghz_cpu_ms\n" +
+		"sqlite\t1\thealth\t0\t50\t4\t" + rep("h.json", 15000, 300000) + "\t-\t0.007\t0.053\t0.050\n" +
+		"sqlite\t1\tverify\t50\t50\t4\t" + rep("v.json", 1272, 25440) + "\t-\t0.419\t0.470\t0.600\n" +
+		"sqlite\t1\tattest\t50\t50\t4\t" + rep("a.json", 287, 5740) + "\t-\t164\t3.365\t\t\n"
+	path := filepath.Join(dir, "results.tsv")
+	if err := os.WriteFile(path, []byte(strings.Replace(tsv, "\t\t\n", "\t-\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := readCells(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := writeReport(&out, cells); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| ghz CPU ms/call |",
+		"| 0.470 | 0.600 |",
+		"CPU per call: vouchd 0.470 ms + ghz 0.600 ms = 1.070 ms;",
+		"10,000 RPC/s needs at most",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	// The attesting cell has no ghz figure: no budget line for it.
+	if strings.Count(got, "CPU per call:") != 1 {
+		t.Errorf("want one budget line (verify only):\n%s", got)
 	}
 }
