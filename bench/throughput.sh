@@ -13,6 +13,8 @@
 #   WARMUP        unrecorded ghz run before each cell [3s]; 0 skips it
 #   CONCURRENCY   concurrency levels ["1 50 200"]
 #   CONNECTIONS   gRPC connections per ghz run, capped at the concurrency [4]
+#   GHZ_DATA      binary: requests sent as serialised protobuf; json: built by
+#                 ghz from JSON on every call (costs ghz more CPU) [binary]
 #   SIZES         packages per request ["50 1000"]
 #   CALLS         cells to run ["health verify attest"]
 #   STORES        ["sqlite postgres"]
@@ -60,6 +62,7 @@ printf 'store\treplicas\tcall\tpackages\tconcurrency\tconnections\tfile\tsplit\t
 header=$(
   print_header "vouchd throughput (bench/throughput.sh)"
   if [[ -n $COUNT ]]; then echo "- per cell: $COUNT calls after ${WARMUP} warm-up"; else echo "- per cell: $DURATION after ${WARMUP} warm-up"; fi
+  echo "- ghz request data: ${GHZ_DATA:-binary}"
   echo "- concurrency: $CONCURRENCY; connections per run: min(concurrency, $CONNECTIONS); per-call timeout $TIMEOUT"
   echo "- repository: $PACKAGES packages + $INDEX_ENTRIES extra index entries; raw ghz JSON: $OUT"
 )

@@ -161,12 +161,20 @@ rss_mb() {
 }
 
 # ghz_call_args CALL BODY: ghz arguments selecting the RPC: the health check
-# through server reflection, VerifyPackages from the proto files.
+# through server reflection, VerifyPackages from the proto files. The request
+# is BODY's serialised twin (setup writes both) unless GHZ_DATA=json: from
+# JSON, ghz renders the body as a template and converts it to a dynamic
+# message on every call, which costs it more CPU than the call costs vouchd.
 ghz_call_args() {
   if [[ $1 == health ]]; then
     ghz_args=(--call grpc.health.v1.Health.Check -d '{}')
-  else
-    ghz_args=(--proto "$root/proto/vouch/v1/builder.proto" --import-paths "$root/proto"
-      --call vouch.v1.BuilderService.VerifyPackages -D "$2")
+    return
   fi
+  ghz_args=(--proto "$root/proto/vouch/v1/builder.proto" --import-paths "$root/proto"
+    --call vouch.v1.BuilderService.VerifyPackages)
+  case ${GHZ_DATA:-binary} in
+    binary) ghz_args+=(-B "${2%.json}.bin") ;;
+    json) ghz_args+=(-D "$2") ;;
+    *) die "GHZ_DATA: want binary or json, not $GHZ_DATA" ;;
+  esac
 }

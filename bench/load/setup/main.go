@@ -10,9 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vouchdev/vouch/apk"
 	"github.com/vouchdev/vouch/attest"
 	"github.com/vouchdev/vouch/internal/testrepo"
+	vouchv1 "github.com/vouchdev/vouch/proto/vouch/v1"
 )
 
 func main() {
@@ -129,6 +133,20 @@ repositories:
 				name = fmt.Sprintf("attest-%d.json", size)
 			}
 			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
+			// The same request serialised, for ghz --binary-file: ghz
+			// then sends it as it is instead of building it from JSON on
+			// every call.
+			var msg vouchv1.VerifyPackagesRequest
+			if err := protojson.Unmarshal(b, &msg); err != nil {
+				return fmt.Errorf("request %s: %w", name, err)
+			}
+			bin, err := proto.Marshal(&msg)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, strings.TrimSuffix(name, ".json")+".bin"), bin, 0o644); err != nil {
 				return err
 			}
 		}
