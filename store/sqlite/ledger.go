@@ -17,6 +17,9 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 	if err := common.ValidateAttestation(a); err != nil {
 		return "", fmt.Errorf("appending attestation: %w", err)
 	}
+	if err := s.alive(); err != nil {
+		return "", err
+	}
 	if a.ID == "" {
 		a.ID = store.NewID(a.Time)
 	}
@@ -34,64 +37,22 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 		}
 	}
 	s.stmts.warm(ctx, queries...)
-	// Compressing is most of an append's CPU: done before the write lock
-	// is taken, so concurrent appends compress in parallel.
-	bundles := make([]struct {
-		codec string
-		data  []byte
-	}, len(a.Predicates))
+	// Compressing is most of an append's CPU: done before the entry is
+	// queued for the writer, so concurrent appends compress in parallel.
+	r := &appendReq{ctx: ctx, a: a, bundles: make([]encodedBundle, len(a.Predicates)), done: make(chan error, 1)}
 	for i, p := range a.Predicates {
-		bundles[i].codec, bundles[i].data = s.codec.encode(nonNilBytes(p.Bundle))
+		r.bundles[i].codec, r.bundles[i].data = s.codec.encode(nonNilBytes(p.Bundle))
 	}
-	err := s.write(ctx, "append_attestation", func(tx *sql.Tx) error {
-		ins, err := s.stmts.get(ctx, tx, insertAttestation)
-		if err != nil {
-			return fmt.Errorf("appending attestation: %w", err)
-		}
-		res, err := ins.ExecContext(ctx, a.ID, common.Micro(a.Time), a.Builder, a.Verdict, common.EncodeSubjects(a.Subjects))
-		ins.Close()
-		if isUnique(err) {
-			return fmt.Errorf("appending attestation %s: %w: id exists", a.ID, store.ErrConflict)
-		}
-		if err != nil {
-			return fmt.Errorf("appending attestation: %w", err)
-		}
-		seq, err := res.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("appending attestation: %w", err)
-		}
-		var args []any
-		for _, sub := range a.Subjects {
-			for alg, v := range sub.Digest {
-				args = append(args, seq, alg, strings.ToLower(v))
-			}
-		}
-		if err := s.insertRows(ctx, tx, insertDigests, args); err != nil {
-			return fmt.Errorf("appending attestation subjects: %w", err)
-		}
-		args = args[:0]
-		for i, p := range a.Packages {
-			args = append(args, seq, i, p.Name, p.Version, p.Arch, p.Repository, common.Checksum(p.Checksum), p.DataHash, p.Verdict, p.IndexSHA256)
-		}
-		if err := s.insertRows(ctx, tx, insertPackages, args); err != nil {
-			return fmt.Errorf("appending attestation packages: %w", err)
-		}
-		args = args[:0]
-		for i, p := range a.Predicates {
-			args = append(args, seq, i, p.Type, common.JSON(nonNilMap(p.Digest)), bundles[i].data, bundles[i].codec)
-		}
-		if err := s.insertRows(ctx, tx, insertPredicates, args); err != nil {
-			return fmt.Errorf("appending attestation predicates: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	select {
+	case s.appends <- r:
+	case <-s.stop:
+		return "", store.ErrClosed
+	}
+	// Once queued the entry is written or refused as a whole; the caller
+	// waits for that outcome (bounded by one commit) rather than for its
+	// context, so that an error here always means nothing was stored.
+	if err := <-r.done; err != nil {
 		return "", err
-	}
-	if s.pending.Add(int64(len(a.Packages))) >= int64(s.cfg.IndexBatch) {
-		// The entry is durable; a failed run is retried by the next append
-		// and meanwhile queries read the rows as pending.
-		_ = s.writeLedgerRun(ctx)
 	}
 	return a.ID, nil
 }

@@ -113,6 +113,11 @@ type Store struct {
 	// last wrote a ledger run (or, at Open, all rows without one).
 	pending atomic.Int64
 	codec   bundleCodec
+
+	// appends feeds the ledger writer goroutine (ledgerwriter.go), which
+	// closes ledgerDone when it stops.
+	appends    chan *appendReq
+	ledgerDone chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -184,7 +189,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		rdb.SetMaxOpenConns(cfg.MaxConns)
 		rdb.SetMaxIdleConns(cfg.MaxConns)
 	}
-	s := &Store{db: db, rdb: rdb, cfg: cfg, ckpt: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Store{db: db, rdb: rdb, cfg: cfg, ckpt: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
+		appends: make(chan *appendReq), ledgerDone: make(chan struct{})}
 	s.stmts.db = db
 	if s.codec, err = newBundleCodec(); err != nil {
 		_ = s.closeDBs()
@@ -212,6 +218,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		go s.checkpointer()
 	}
+	go s.ledgerWriter()
 	return s, nil
 }
 
@@ -258,6 +265,7 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.stopped
+	<-s.ledgerDone
 	s.lookup.Close()
 	s.stmts.close()
 	s.codec.close()
