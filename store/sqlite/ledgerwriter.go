@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -31,8 +32,20 @@ type appendReq struct {
 	a       store.Attestation
 	bundles []encodedBundle
 	err     error      // this entry's own failure, set by the writer
-	done    chan error // the outcome, sent once
+	done    chan error // the outcome, sent once (tell)
+	told    bool
 }
+
+// tell sends r's outcome, once; later calls do nothing.
+func (r *appendReq) tell(err error) {
+	if !r.told {
+		r.told = true
+		r.done <- err
+	}
+}
+
+// errWriterPanic is the cause given to appends whose batch panicked.
+var errWriterPanic = errors.New("ledger writer failed unexpectedly")
 
 type encodedBundle struct {
 	codec string
@@ -67,13 +80,23 @@ func (s *Store) ledgerWriter() {
 }
 
 // commitAppends writes batch in one transaction and tells each caller.
+// It runs on the writer goroutine, where no RPC recovery reaches: a panic
+// while writing (write rolls the transaction back) fails the batch's
+// callers with errWriterPanic and the writer goes on.
 func (s *Store) commitAppends(batch []*appendReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				r.tell(fmt.Errorf("appending attestation: %w: %v", errWriterPanic, p))
+			}
+		}
+	}()
 	live := batch[:0:0]
 	for _, r := range batch {
 		// A caller that gave up before its entry was written gets its
 		// context's error and nothing of it is stored.
 		if err := r.ctx.Err(); err != nil {
-			r.done <- fmt.Errorf("appending attestation: %w", err)
+			r.tell(fmt.Errorf("appending attestation: %w", err))
 			continue
 		}
 		live = append(live, r)
@@ -111,15 +134,23 @@ func (s *Store) commitAppends(batch []*appendReq) {
 		// few tens of ms once per IndexBatch rows), so that an append that
 		// returned has its run written. A failed run is retried after the
 		// next append and meanwhile queries read the rows as pending.
-		_ = s.writeLedgerRun(ctx)
+		s.tryLedgerRun(ctx)
 	}
 	for _, r := range live {
 		if err != nil {
-			r.done <- err
+			r.tell(err)
 		} else {
-			r.done <- r.err
+			r.tell(r.err)
 		}
 	}
+}
+
+// tryLedgerRun writes a ledger run after a committed batch. It is best
+// effort, a panic included: the batch's entries are durable whatever
+// happens here, and their callers must be told so.
+func (s *Store) tryLedgerRun(ctx context.Context) {
+	defer func() { _ = recover() }()
+	_ = s.writeLedgerRun(ctx)
 }
 
 // insertAttestation writes one entry's rows in tx.

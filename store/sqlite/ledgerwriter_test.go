@@ -195,3 +195,34 @@ func TestLedgerCloseWhileQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerWriterPanic: a panic inside a ledger commit fails that batch's
+// appends with an error, stores none of it, and leaves the store working.
+func TestLedgerWriterPanic(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	armed.Store(true)
+	s, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "vouch.db"), BeforeCommit: func(op string) {
+		if op == "append_attestation" && armed.Swap(false) {
+			panic("injected")
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AppendAttestation(ctx, storetest.Attestation("boom", storetest.Time(), "boom", 5)); !errors.Is(err, errWriterPanic) {
+		t.Fatalf("append whose commit panicked = %v; want errWriterPanic", err)
+	}
+	if _, err := s.Attestation(ctx, "boom"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("entry of the panicked commit: %v; want ErrNotFound", err)
+	}
+	// The write connection is free again: the next append and another
+	// kind of write both go through.
+	if id, err := s.AppendAttestation(ctx, storetest.Attestation("after", storetest.Time(), "after", 5)); err != nil || id != "after" {
+		t.Fatalf("append after the panic = %q, %v", id, err)
+	}
+	if _, err := s.AppendEvent(ctx, store.Event{Kind: store.EventRefreshFailure, Repository: "wolfi", Arch: "x86_64", Time: storetest.Time()}); err != nil {
+		t.Fatalf("AppendEvent after the panic = %v", err)
+	}
+}

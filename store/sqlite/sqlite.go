@@ -332,14 +332,23 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", op, err)
 	}
+	// Rolled back on every way out but a commit, a panic in fn included: an
+	// open transaction would hold the one write connection, and every later
+	// write would wait for it. (After a failed Commit, Rollback is a no-op.)
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
 	if err := fn(tx); err != nil {
-		tx.Rollback()
 		return err
 	}
 	s.hook(op)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", op, err)
 	}
+	committed = true
 	select {
 	case s.ckpt <- struct{}{}:
 	default:
