@@ -49,8 +49,9 @@ func (s *Store) AppendAttestation(ctx context.Context, a store.Attestation) (str
 		return "", store.ErrClosed
 	}
 	// Once queued the entry is written or refused as a whole; the caller
-	// waits for that outcome (bounded by one commit) rather than for its
-	// context, so that an error here always means nothing was stored.
+	// waits for that outcome (the commit ahead of it and its own, each
+	// bounded by the busy timeout) rather than for its context, so that an
+	// error here always means nothing was stored.
 	if err := <-r.done; err != nil {
 		return "", err
 	}
