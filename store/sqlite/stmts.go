@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 )
@@ -13,46 +14,48 @@ import (
 // ledger entry may list 10,000 packages of 10 columns each.
 const maxParams = 999
 
-// rowInsert is a multi-row INSERT: prefix, then "(?,…)" per row, then
-// suffix.
+// rowInsert is a multi-row INSERT: prefix, then "(?,…)" per row. Its
+// statements for 1, 2, 4, … rows, the only counts chunks returns, are
+// written once by newRowInsert rather than on every append.
 type rowInsert struct {
-	prefix string // "INSERT INTO t (a, b) VALUES "
-	cols   int
-	suffix string // e.g. " ON CONFLICT DO NOTHING"
+	cols  int
+	texts []string // texts[k]: the statement for 1<<k rows, within maxParams
+}
+
+func newRowInsert(prefix string, cols int) rowInsert {
+	r := rowInsert{cols: cols}
+	row := "(" + strings.Repeat("?,", cols-1) + "?)"
+	for n := 1; n*cols <= maxParams; n *= 2 {
+		var b strings.Builder
+		b.Grow(len(prefix) + n*(len(row)+1))
+		b.WriteString(prefix)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(row)
+		}
+		r.texts = append(r.texts, b.String())
+	}
+	return r
 }
 
 var (
-	insertDigests  = rowInsert{prefix: `INSERT INTO attestation_digests (attestation_seq, alg, value) VALUES `, cols: 3}
-	insertPackages = rowInsert{prefix: `INSERT INTO attestation_packages
-		(attestation_seq, idx, name, version, arch, repository, checksum, datahash, verdict, index_sha256) VALUES `, cols: 10}
-	insertPredicates = rowInsert{prefix: `INSERT INTO attestation_predicates (attestation_seq, idx, type, digest, bundle, codec) VALUES `, cols: 6}
+	insertDigests  = newRowInsert(`INSERT INTO attestation_digests (attestation_seq, alg, value) VALUES `, 3)
+	insertPackages = newRowInsert(`INSERT INTO attestation_packages
+		(attestation_seq, idx, name, version, arch, repository, checksum, datahash, verdict, index_sha256) VALUES `, 10)
+	insertPredicates = newRowInsert(`INSERT INTO attestation_predicates (attestation_seq, idx, type, digest, bundle, codec) VALUES `, 6)
 )
 
-// sql returns the statement for n rows.
-func (r rowInsert) sql(n int) string {
-	var b strings.Builder
-	row := "(" + strings.Repeat("?,", r.cols-1) + "?)"
-	b.Grow(len(r.prefix) + n*(len(row)+1) + len(r.suffix))
-	b.WriteString(r.prefix)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(row)
-	}
-	b.WriteString(r.suffix)
-	return b.String()
-}
+// sql returns the statement for n rows, n a power of two from chunks.
+func (r rowInsert) sql(n int) string { return r.texts[bits.TrailingZeros(uint(n))] }
 
 // chunks returns the row counts of the statements that insert rows rows:
 // powers of two, largest first, each within maxParams. Any count takes at
 // most log2 statements, and at most a handful of distinct statements per
 // table are ever prepared, so every one stays cached.
 func (r rowInsert) chunks(rows int) []int {
-	chunk := 1
-	for chunk*2*r.cols <= maxParams {
-		chunk *= 2
-	}
+	chunk := 1 << (len(r.texts) - 1)
 	var out []int
 	for rows > 0 {
 		n := chunk
