@@ -97,6 +97,16 @@ func (s *Store) writeLedgerRun(ctx context.Context) error {
 // it are read directly.
 const pendingSeq = `(SELECT COALESCE(MAX(upto_seq), 0) FROM ledger_runs)`
 
+// packageFilter is the condition "the entry lists such a package": keyCond
+// over the runs' keys (k), then pendingCond over the pending rows (p); the
+// caller passes the arguments of both, in that order.
+func packageFilter(keyCond, pendingCond string) string {
+	return `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
+		WHERE k.run = r.run AND ` + keyCond + `
+		UNION ALL SELECT p.attestation_seq FROM attestation_packages p
+		WHERE p.attestation_seq > ` + pendingSeq + ` AND ` + pendingCond + `)`
+}
+
 const insertAttestation = `INSERT INTO attestations (id, created_at, builder, verdict, subjects) VALUES (?, ?, ?, ?, ?)`
 
 func nonNilMap(m map[string]string) map[string]string {
@@ -155,25 +165,16 @@ func (s *Store) ListAttestations(ctx context.Context, q store.AttestationQuery) 
 	// Package filters: a seek per ledger run, then the pending rows.
 	if q.PackageName != "" {
 		if q.PackageVersion != "" {
-			where = append(where, `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
-				WHERE k.run = r.run AND k.kind = 'n' AND k.a = ? AND k.b = ?
-				UNION ALL SELECT p.attestation_seq FROM attestation_packages p
-				WHERE p.attestation_seq > `+pendingSeq+` AND p.name = ? AND p.version = ?)`)
+			where = append(where, packageFilter(`k.kind = 'n' AND k.a = ? AND k.b = ?`, `p.name = ? AND p.version = ?`))
 			args = append(args, q.PackageName, q.PackageVersion, q.PackageName, q.PackageVersion)
 		} else {
-			where = append(where, `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
-				WHERE k.run = r.run AND k.kind = 'n' AND k.a = ?
-				UNION ALL SELECT p.attestation_seq FROM attestation_packages p
-				WHERE p.attestation_seq > `+pendingSeq+` AND p.name = ?)`)
+			where = append(where, packageFilter(`k.kind = 'n' AND k.a = ?`, `p.name = ?`))
 			args = append(args, q.PackageName, q.PackageName)
 		}
 	}
 	if !q.Checksum.IsZero() {
 		sum := common.Checksum(q.Checksum)
-		where = append(where, `a.seq IN (SELECT k.attestation_seq FROM ledger_runs r CROSS JOIN ledger_keys k
-			WHERE k.run = r.run AND k.kind = 'c' AND k.a = ? AND k.b = ''
-			UNION ALL SELECT p.attestation_seq FROM attestation_packages p
-			WHERE p.attestation_seq > `+pendingSeq+` AND p.checksum = ?)`)
+		where = append(where, packageFilter(`k.kind = 'c' AND k.a = ? AND k.b = ''`, `p.checksum = ?`))
 		args = append(args, sum, sum)
 	}
 	if !q.Since.IsZero() {
