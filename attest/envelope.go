@@ -107,14 +107,18 @@ func appendBundleJSON(dst []byte, b *protobundle.Bundle, payloadB64 []byte) ([]b
 // with LEN the ASCII decimal byte length (DSSE protocol.md, "Signature
 // definition").
 func pae(payloadType string, payload []byte) []byte {
-	b := make([]byte, 0, 32+len(payloadType)+len(payload))
+	b := appendPAEHeader(make([]byte, 0, 32+len(payloadType)+len(payload)), payloadType, len(payload))
+	return append(b, payload...)
+}
+
+// appendPAEHeader appends what PAE puts before the payload:
+// "DSSEv1 <len(payloadType)> <payloadType> <payloadLen> ".
+func appendPAEHeader(b []byte, payloadType string, payloadLen int) []byte {
 	b = append(b, "DSSEv1 "...)
 	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
 	b = append(b, ' ')
 	b = append(b, payloadType...)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	b = append(b, ' ')
-	b = append(b, payload...)
-	return b
+	b = strconv.AppendInt(b, int64(payloadLen), 10)
+	return append(b, ' ')
 }

@@ -3,7 +3,6 @@ package attest
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 )
 
 // StatementType is the in-toto Statement v1 _type.
@@ -80,13 +79,7 @@ func (s signable) statement() []byte {
 // statement's bytes.
 func (s signable) pae() []byte {
 	var h [paeRoom]byte
-	hdr := append(h[:0], "DSSEv1 "...)
-	hdr = strconv.AppendInt(hdr, int64(len(PayloadType)), 10)
-	hdr = append(hdr, ' ')
-	hdr = append(hdr, PayloadType...)
-	hdr = append(hdr, ' ')
-	hdr = strconv.AppendInt(hdr, int64(len(s.buf)-paeRoom), 10)
-	hdr = append(hdr, ' ')
+	hdr := appendPAEHeader(h[:0], PayloadType, len(s.buf)-paeRoom)
 	start := paeRoom - len(hdr)
 	copy(s.buf[start:paeRoom], hdr)
 	return s.buf[start:len(s.buf):len(s.buf)]
